@@ -1,0 +1,85 @@
+"""The `keras-csp` command line: `profile`, `models`, `demo`."""
+
+import argparse
+import json
+import sys
+
+
+def _build_parser():
+    parser = argparse.ArgumentParser(prog="keras-csp", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("profile", help="per-stage params, FLOPs and activation memory of a model")
+    p.add_argument("model", help="architecture name, e.g. cspresnext50 (see `keras-csp models`)")
+    p.add_argument("--part-ratio", type=float, default=None, help="γ of every CSP stage (0..1)")
+    p.add_argument("--fusion", default=None, help="full, first, last or none")
+    p.add_argument("--input-size", type=int, default=None, help="square input size (default 256)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    sub.add_parser("models", help="list the architectures")
+
+    d = sub.add_parser("demo", help="profile CSP models against their non-CSP baselines")
+    d.add_argument("--input-size", type=int, default=256)
+    return parser
+
+
+def _profile(args):
+    from keras_csp.models.config import get_config
+    from keras_csp.profile import profile
+
+    config = get_config(args.model)
+    kwargs = {}
+    if args.part_ratio is not None or args.fusion is not None:
+        if not config.is_csp:
+            raise ValueError(
+                f"--part-ratio/--fusion apply to CSP models; {args.model!r} has no CSP stages."
+            )
+        if args.part_ratio is not None:
+            kwargs["part_ratio"] = args.part_ratio
+        if args.fusion is not None:
+            kwargs["fusion"] = args.fusion
+    size = args.input_size or config.default_size
+    result = profile(args.model, (size, size, 3), **kwargs)
+    print(json.dumps(result.to_dict(), indent=2) if args.json else result.table())
+
+
+def _models(args):
+    from keras_csp.models.config import MODEL_CONFIGS
+
+    for name, config in MODEL_CONFIGS.items():
+        print(f"{name:<14} {config.reference}")
+
+
+def _demo(args):
+    from keras_csp.profile import profile
+
+    size = args.input_size
+    pairs = [("cspresnext50", "resnext50"), ("cspresnet50", "resnet50"), ("cspdarknet53", "darknet53")]
+    print(f"CSP models against their baselines at {size}x{size} (FLOPs: 2 per multiply-add)\n")
+    rows = []
+    for csp, base in pairs:
+        p_csp, p_base = profile(csp, (size, size, 3)), profile(base, (size, size, 3))
+        print(p_csp.table(), "\n")
+        rows.append((csp, base, p_csp, p_base))
+    print(f"{'model':<14} {'params':>12} {'GFLOPs':>8} {'act. MB':>8}   vs baseline")
+    for csp, base, p_csp, p_base in rows:
+        for name, p in ((base, p_base), (csp, p_csp)):
+            ratio = "" if p is p_base else f"   FLOPs x{p.flops / p_base.flops:.2f}"
+            print(
+                f"{name:<14} {p.params:>12,} {p.flops / 1e9:>8.3f} "
+                f"{p.activation_bytes / 2**20:>8.1f}{ratio}"
+            )
+
+
+def main(argv=None):
+    args = _build_parser().parse_args(argv)
+    try:
+        {"profile": _profile, "models": _models, "demo": _demo}[args.command](args)
+    except ValueError as e:
+        print(f"keras-csp: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""The few layers that Keras does not have: edge-padded max-pool, channel split, partial shortcut.
+
+Each is a registered, serializable `keras.layers.Layer` built from ops that TFLite and its GPU
+delegate support (strided slices, concatenation, max-pool, add).
+"""
+
+import keras
+from keras import ops
+
+PACKAGE = "keras_csp"
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class EdgePadMaxPooling2D(keras.layers.Layer):
+    """Max-pool with symmetric padding that equals PyTorch's implicit -inf padding.
+
+    PyTorch's `MaxPool2d(3, 2, padding=1)` ignores padded positions. Replicating the edge row and
+    column gives the same maxima (every window that covers a padded position also covers the edge
+    value it copies, as long as `padding < pool_size`), but keeps every value finite. A -inf
+    constant would give the same float result yet ruins full-integer quantization: the calibrated
+    range of the padded tensor becomes infinite.
+    """
+
+    def __init__(self, pool_size=3, strides=2, padding=1, **kwargs):
+        super().__init__(**kwargs)
+        if not 0 <= padding < pool_size:
+            raise ValueError(
+                f"padding={padding} is not allowed with pool_size={pool_size}; allowed: "
+                "0 <= padding < pool_size (otherwise a window can hold padding only)."
+            )
+        self.pool_size = pool_size
+        self.strides = strides
+        self.padding = padding
+
+    def call(self, x):
+        p = self.padding
+        if p:
+            x = ops.concatenate([x[:, :1]] * p + [x] + [x[:, -1:]] * p, axis=1)
+            x = ops.concatenate([x[:, :, :1]] * p + [x] + [x[:, :, -1:]] * p, axis=2)
+        return ops.max_pool(x, self.pool_size, self.strides, padding="valid")
+
+    def compute_output_shape(self, input_shape):
+        def out(size):
+            if size is None:
+                return None
+            return (size + 2 * self.padding - self.pool_size) // self.strides + 1
+
+        b, h, w, c = input_shape
+        return (b, out(h), out(w), c)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "pool_size": self.pool_size,
+            "strides": self.strides,
+            "padding": self.padding,
+        }
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class ChannelSplit(keras.layers.Layer):
+    """Splits the last axis into consecutive parts of the given sizes (the CSP split)."""
+
+    def __init__(self, sizes, **kwargs):
+        super().__init__(**kwargs)
+        self.sizes = [int(s) for s in sizes]
+        if any(s < 1 for s in self.sizes):
+            raise ValueError(f"sizes={sizes} must all be >= 1.")
+
+    def call(self, x):
+        bounds = [0]
+        for size in self.sizes:
+            bounds.append(bounds[-1] + size)
+        return [x[..., a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+
+    def compute_output_shape(self, input_shape):
+        return [tuple(input_shape[:-1]) + (s,) for s in self.sizes]
+
+    def get_config(self):
+        return {**super().get_config(), "sizes": self.sizes}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class PartialShortcut(keras.layers.Layer):
+    """Darknet's `[shortcut]` between maps of different shapes: `[shortcut, residual] -> sum`.
+
+    The shortcut is subsampled by `strides` and added to the first `min(C_shortcut, C_residual)`
+    channels of the residual; the output has the residual's shape. This is how the authors' Darknet
+    ResNet-50/ResNeXt-50 baselines avoid projection convs (the "partial shortcut").
+    """
+
+    def __init__(self, strides=1, **kwargs):
+        super().__init__(**kwargs)
+        self.strides = strides
+
+    def call(self, inputs):
+        shortcut, residual = inputs
+        s = self.strides
+        if s > 1:
+            shortcut = shortcut[:, ::s, ::s]
+        c_short, c_res = shortcut.shape[-1], residual.shape[-1]
+        if c_short == c_res:
+            return residual + shortcut
+        if c_short > c_res:
+            return residual + shortcut[..., :c_res]
+        return ops.concatenate(
+            [residual[..., :c_short] + shortcut, residual[..., c_short:]], axis=-1
+        )
+
+    def compute_output_shape(self, input_shapes):
+        return tuple(input_shapes[1])
+
+    def get_config(self):
+        return {**super().get_config(), "strides": self.strides}

@@ -1,0 +1,13 @@
+"""Model configurations, the generic builder and the applications-style functions."""
+
+from keras_csp.models.applications import (
+    APPLICATIONS,
+    CSPDarknet53,
+    CSPResNet50,
+    CSPResNeXt50,
+    Darknet53,
+    ResNet50,
+    ResNeXt50,
+)
+from keras_csp.models.builder import build_model, pyramid_features
+from keras_csp.models.config import MODEL_CONFIGS, ModelConfig, StagesConfig, StemConfig, get_config

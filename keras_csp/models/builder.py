@@ -1,0 +1,193 @@
+"""One builder for every `ModelConfig`, with the `keras.applications` signature and checks.
+
+Models are functional `keras.Model`s of plain layers named after timm's modules (`stem.conv1`,
+`stages.2.blocks.0.conv2`, `head.fc`). With `include_top=False` and no pooling the model returns a
+dict of pyramid features keyed `P{k}` for stride 2**k (`P3`, `P4`, `P5` at strides 8, 16, 32, and the
+earlier levels), the contract between backbones and necks.
+"""
+
+import functools
+import math
+
+import keras
+
+from keras_csp.layers.blocks import BLOCKS
+from keras_csp.layers.conv import ACTIVATIONS, conv_bn_act
+from keras_csp.layers.ops import EdgePadMaxPooling2D
+from keras_csp.layers.stages import (
+    FUSIONS,
+    check_fusion,
+    check_part_ratio,
+    csp_stage,
+    plain_stage,
+    residual_stage,
+)
+from keras_csp.models.config import ModelConfig, get_config
+
+POOLINGS = (None, "avg", "max")
+# "none" swaps every CSP stage for the plain stage with the same blocks, for comparison.
+MODEL_FUSIONS = FUSIONS + ("none",)
+
+
+def total_stride(config):
+    stride = config.stem.strides * (2 if config.stem.pool else 1)
+    for s in config.stages.per_stage("strides"):
+        stride *= s
+    return stride
+
+
+def _stem(x, config):
+    stem = config.stem
+    x = conv_bn_act(
+        x, stem.filters, stem.kernel_size, stem.strides, activation=config.activation,
+        name="stem.conv1",
+    )
+    if stem.pool == "edge_max3":
+        x = EdgePadMaxPooling2D(3, 2, 1, name="stem.pool")(x)
+    elif stem.pool == "max2":
+        x = keras.layers.MaxPooling2D(2, 2, name="stem.pool")(x)
+    elif stem.pool is not None:
+        raise ValueError(f"stem pool={stem.pool!r}; allowed: 'edge_max3', 'max2' or None.")
+    return x
+
+
+def _stage(x, config, i, part_ratio, fusion):
+    stages = config.stages
+    filters = stages.per_stage("filters")[i]
+    depth = stages.per_stage("depth")[i]
+    strides = stages.per_stage("strides")[i]
+    bottle_ratio = stages.per_stage("bottle_ratio")[i]
+    act = config.activation
+    name = f"stages.{i}"
+    if stages.stage_type == "residual":
+        return residual_stage(
+            x, filters, depth, name, strides, bottle_ratio, stages.groups, activation=act
+        )
+    block = functools.partial(
+        BLOCKS[stages.block_type], bottle_ratio=bottle_ratio, groups=stages.groups, activation=act
+    )
+    if stages.stage_type == "dark" or fusion == "none":
+        return plain_stage(x, filters, depth, block, name, strides, stages.groups, act)
+    return csp_stage(
+        x,
+        filters,
+        depth,
+        block,
+        name,
+        strides=strides,
+        part_ratio=part_ratio,
+        fusion=fusion,
+        expand_ratio=stages.per_stage("expand_ratio")[i],
+        down_groups=stages.groups,
+        down_growth=stages.down_growth,
+        cross_linear=stages.cross_linear,
+        channel_multiple=stages.groups,
+        activation=act,
+    )
+
+
+def pyramid_features(inputs, config, part_ratio=0.5, fusion="full"):
+    """Builds stem and stages on `inputs`; returns `{"P{k}": tensor}` for each stage's stride 2**k."""
+    x = _stem(inputs, config)
+    stride = total_stride(config) // math.prod(config.stages.per_stage("strides"))
+    features = {}
+    for i in range(config.stages.num_stages):
+        x = _stage(x, config, i, part_ratio, fusion)
+        stride *= config.stages.per_stage("strides")[i]
+        features[f"P{int(math.log2(stride))}"] = x
+    return features
+
+
+def _check_input_shape(input_shape, min_size, weights):
+    if input_shape is None:
+        return (None, None, 3)
+    shape = tuple(input_shape)
+    if len(shape) != 3:
+        raise ValueError(
+            f"input_shape={input_shape!r} must have 3 entries (height, width, channels)."
+        )
+    height, width, channels = shape
+    if weights is not None and channels != 3:
+        raise ValueError(
+            f"input_shape={input_shape!r} has {channels} channels, but weights={weights!r} were "
+            "trained on RGB images; allowed: 3 channels, or weights=None."
+        )
+    if channels is None or channels < 1:
+        raise ValueError(f"input_shape={input_shape!r} needs a positive channel count.")
+    for size in (height, width):
+        if size is not None and size < min_size:
+            raise ValueError(
+                f"input_shape={input_shape!r} is smaller than the network's total stride; "
+                f"allowed: height and width >= {min_size} (or None)."
+            )
+    return shape
+
+
+def check_arguments(include_top, pooling, classes, classifier_activation):
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling={pooling!r} is not allowed; allowed: None, 'avg' or 'max'.")
+    if include_top:
+        if isinstance(classes, bool) or not isinstance(classes, int) or classes < 1:
+            raise ValueError(
+                f"classes={classes!r} is not allowed with include_top=True; allowed: an integer >= 1."
+            )
+        keras.activations.get(classifier_activation)
+
+
+def build_model(
+    model,
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    part_ratio=0.5,
+    fusion="full",
+    name=None,
+):
+    """Builds the named architecture (or a `ModelConfig`) as a Keras model.
+
+    See `keras_csp.CSPResNeXt50` for the arguments.
+    """
+    from keras_csp.weights import load_weights  # late import: weights imports the models.
+
+    config = model if isinstance(model, ModelConfig) else get_config(model)
+    arch = None if isinstance(model, ModelConfig) else str(model).lower()
+    check_part_ratio(part_ratio)
+    check_fusion(fusion, MODEL_FUSIONS)
+    check_arguments(include_top, pooling, classes, classifier_activation)
+    if config.activation not in ACTIVATIONS:
+        raise ValueError(f"activation={config.activation!r}; allowed: {', '.join(ACTIVATIONS)}.")
+    if input_tensor is not None and input_shape is None:
+        input_shape = tuple(input_tensor.shape[1:])
+    input_shape = _check_input_shape(input_shape, total_stride(config), weights)
+
+    if input_tensor is None:
+        inputs = keras.Input(shape=input_shape, name="images")
+    elif keras.backend.is_keras_tensor(input_tensor):
+        inputs = input_tensor
+    else:
+        inputs = keras.Input(tensor=input_tensor, shape=input_shape, name="images")
+
+    features = pyramid_features(inputs, config, part_ratio, fusion)
+    x = features[max(features, key=lambda k: int(k[1:]))]
+    if include_top:
+        x = keras.layers.GlobalAveragePooling2D(name="head.global_pool")(x)
+        outputs = keras.layers.Dense(
+            classes, activation=classifier_activation, name="head.fc"
+        )(x)
+    elif pooling == "avg":
+        outputs = keras.layers.GlobalAveragePooling2D(name="head.global_pool")(x)
+    elif pooling == "max":
+        outputs = keras.layers.GlobalMaxPooling2D(name="head.global_pool")(x)
+    else:
+        outputs = features
+
+    if input_tensor is not None:
+        inputs = keras.utils.get_source_inputs(input_tensor)
+    result = keras.Model(inputs, outputs, name=name or arch or "csp_model")
+    if weights is not None:
+        load_weights(result, weights, arch=arch, include_top=include_top, classes=classes)
+    return result
