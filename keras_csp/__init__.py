@@ -1,31 +1,43 @@
-"""keras-csp: Cross Stage Partial networks (CSPNet, arXiv 1911.11929) for Keras 3."""
+"""keras-csp: Cross Stage Partial networks (CSPNet, arXiv 1911.11929) for Keras 3.
 
+The top-level names load lazily, so that `keras_csp.lite` (the on-device runtime) can be imported
+on a machine without TensorFlow or Keras. Importing `keras_csp.layers`, or touching any model name
+here, registers the package's custom layers with Keras; `keras_csp.load_model` does it for you.
+"""
+
+import importlib
 import os
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-from keras_csp import layers  # noqa: E402
-from keras_csp.models import (  # noqa: E402
-    CSPDarknet53,
-    CSPResNet50,
-    CSPResNeXt50,
-    Darknet53,
-    ResNet50,
-    ResNeXt50,
-    build_model,
-)
-from keras_csp.profile import profile  # noqa: E402
-
 __version__ = "0.1.0"
 
-__all__ = [
-    "CSPDarknet53",
-    "CSPResNet50",
-    "CSPResNeXt50",
-    "Darknet53",
-    "ResNet50",
-    "ResNeXt50",
-    "build_model",
-    "layers",
-    "profile",
-]
+_EXPORTS = {
+    "CSPDarknet53": "keras_csp.models",
+    "CSPResNet50": "keras_csp.models",
+    "CSPResNeXt50": "keras_csp.models",
+    "Darknet53": "keras_csp.models",
+    "ResNet50": "keras_csp.models",
+    "ResNeXt50": "keras_csp.models",
+    "build_model": "keras_csp.models",
+    "load_model": "keras_csp.models",
+    "profile": "keras_csp.profile",
+}
+_SUBMODULES = ("layers", "models", "weights")
+
+__all__ = sorted(_EXPORTS) + list(_SUBMODULES)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"keras_csp.{name}")
+    else:
+        raise AttributeError(f"module 'keras_csp' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -11,3 +11,12 @@ from keras_csp.models.applications import (
 )
 from keras_csp.models.builder import build_model, pyramid_features
 from keras_csp.models.config import MODEL_CONFIGS, ModelConfig, StagesConfig, StemConfig, get_config
+
+
+def load_model(path, safe_mode=True, **kwargs):
+    """`keras.saving.load_model` with keras_csp's layers registered (safe mode by default)."""
+    import keras
+
+    import keras_csp.layers  # noqa: F401  (registers the custom layers)
+
+    return keras.saving.load_model(path, safe_mode=safe_mode, **kwargs)

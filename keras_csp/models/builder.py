@@ -45,7 +45,9 @@ def _stem(x, config):
     if stem.pool == "edge_max3":
         x = EdgePadMaxPooling2D(3, 2, 1, name="stem.pool")(x)
     elif stem.pool == "max2":
-        x = keras.layers.MaxPooling2D(2, 2, name="stem.pool")(x)
+        # Darknet's [maxpool] size=2 pads bottom/right by one and ignores the pad on odd sizes,
+        # which is exactly Keras' "same" pooling.
+        x = keras.layers.MaxPooling2D(2, 2, padding="same", name="stem.pool")(x)
     elif stem.pool is not None:
         raise ValueError(f"stem pool={stem.pool!r}; allowed: 'edge_max3', 'max2' or None.")
     return x

@@ -1,0 +1,27 @@
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import pytest  # noqa: E402
+
+from keras_csp.models.config import ModelConfig, StagesConfig, StemConfig  # noqa: E402
+
+# A two-stage CSP network small enough to train a step in well under a second.
+TINY_CONFIG = ModelConfig(
+    stem=StemConfig(filters=16, kernel_size=3, strides=2),
+    stages=StagesConfig(filters=(32, 64), depth=(1, 2), strides=2, bottle_ratio=0.5),
+    default_size=32,
+)
+
+
+@pytest.fixture
+def tiny_config():
+    return TINY_CONFIG
+
+
+@pytest.fixture(autouse=True)
+def _fresh_keras_session():
+    yield
+    keras.backend.clear_session()
