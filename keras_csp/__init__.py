@@ -21,7 +21,7 @@ _EXPORTS = {
     "ResNeXt50": "keras_csp.models",
     "build_model": "keras_csp.models",
     "load_model": "keras_csp.models",
-    "profile": "keras_csp.profile",
+    "profile": "keras_csp.profiler",
 }
 _SUBMODULES = ("layers", "models", "weights")
 

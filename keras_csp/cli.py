@@ -25,7 +25,7 @@ def _build_parser():
 
 def _profile(args):
     from keras_csp.models.config import get_config
-    from keras_csp.profile import profile
+    from keras_csp.profiler import profile
 
     config = get_config(args.model)
     kwargs = {}
@@ -51,7 +51,7 @@ def _models(args):
 
 
 def _demo(args):
-    from keras_csp.profile import profile
+    from keras_csp.profiler import profile
 
     size = args.input_size
     pairs = [("cspresnext50", "resnext50"), ("cspresnet50", "resnet50"), ("cspdarknet53", "darknet53")]
