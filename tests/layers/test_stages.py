@@ -71,7 +71,7 @@ def test_bypass_comes_first_in_the_concat_like_timm():
 
 
 def test_larger_part_ratio_means_fewer_flops():
-    from keras_csp.profile import profile
+    from keras_csp.profiler import profile
 
     flops = [profile(stage_model("full", r), (16, 16, 32)).flops for r in (0.25, 0.5, 0.75)]
     assert flops[0] > flops[1] > flops[2]
