@@ -4,6 +4,8 @@ import argparse
 import json
 import sys
 
+from keras_csp.weights import cli as weights_cli
+
 
 def _build_parser():
     parser = argparse.ArgumentParser(prog="keras-csp", description=__doc__)
@@ -15,11 +17,17 @@ def _build_parser():
     p.add_argument("--fusion", default=None, help="full, first, last or none")
     p.add_argument("--input-size", type=int, default=None, help="square input size (default 256)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--backbone", default="csppeleenet", help="csp_detector: the backbone's name")
+    p.add_argument("--neck", default="efm", help="csp_detector: efm, gfm, fpn or panet")
+    p.add_argument("--attention", default="sam", help="csp_detector: sam, spp or none")
+    p.add_argument("--num-classes", type=int, default=80, help="csp_detector: object classes")
 
     sub.add_parser("models", help="list the architectures")
 
     d = sub.add_parser("demo", help="profile CSP models against their non-CSP baselines")
     d.add_argument("--input-size", type=int, default=256)
+
+    weights_cli.add_parser(sub)
     return parser
 
 
@@ -27,6 +35,8 @@ def _profile(args):
     from keras_csp.models.config import get_config
     from keras_csp.profiler import profile
 
+    if args.model.lower() == "csp_detector":
+        return _profile_detector(args)
     config = get_config(args.model)
     kwargs = {}
     if args.part_ratio is not None or args.fusion is not None:
@@ -40,6 +50,19 @@ def _profile(args):
             kwargs["fusion"] = args.fusion
     size = args.input_size or config.default_size
     result = profile(args.model, (size, size, 3), **kwargs)
+    print(json.dumps(result.to_dict(), indent=2) if args.json else result.table())
+
+
+def _profile_detector(args):
+    from keras_csp.detection import profile_detector
+
+    kwargs = {
+        k: v for k, v in (("part_ratio", args.part_ratio), ("fusion", args.fusion)) if v is not None
+    }
+    attention = None if args.attention.lower() == "none" else args.attention
+    result = profile_detector(
+        args.backbone, args.neck, attention, args.num_classes, args.input_size or 416, **kwargs
+    )
     print(json.dumps(result.to_dict(), indent=2) if args.json else result.table())
 
 
@@ -74,7 +97,13 @@ def _demo(args):
 def main(argv=None):
     args = _build_parser().parse_args(argv)
     try:
-        {"profile": _profile, "models": _models, "demo": _demo}[args.command](args)
+        commands = {
+            "profile": _profile,
+            "models": _models,
+            "demo": _demo,
+            "convert-timm": weights_cli.run,
+        }
+        commands[args.command](args)
     except ValueError as e:
         print(f"keras-csp: error: {e}", file=sys.stderr)
         return 2
