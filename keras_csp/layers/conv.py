@@ -42,37 +42,69 @@ def check_groups(channels, groups, what, name):
         )
 
 
-def conv_bn_act(x, filters, kernel_size=1, strides=1, groups=1, activation="leaky_relu", name=None):
-    """Conv2D (no bias) -> BatchNormalization -> activation, with PyTorch-style padding.
+def padded_conv(x, filters, kernel_size=1, strides=1, groups=1, name=None, pad_name=None):
+    """A bias-free `Conv2D` named `name`, padded as PyTorch pads it.
 
     A strided conv is padded symmetrically by `((strides - 1) + (kernel_size - 1)) // 2`, as timm
     does. Keras' `padding="same"` pads stride-2 convs on the bottom/right only and gives different
-    numbers, so strided convs get an explicit `ZeroPadding2D` and a `"valid"` conv. For stride 1
-    and odd kernels the two agree, and `"same"` is used.
-
-    Layers are named `{name}.conv`, `{name}.bn`, `{name}.act` (and `{name}.pad`).
+    numbers, so strided convs get an explicit `ZeroPadding2D` (named `pad_name`) and a `"valid"`
+    conv. For stride 1 and odd kernels the two agree, and `"same"` is used.
     """
-    in_channels = x.shape[-1]
-    check_groups(in_channels, groups, "input", name)
-    check_groups(filters, groups, "output", name)
     if strides == 1 and kernel_size % 2 == 1:
         padding = "same"
     else:
         pad = ((strides - 1) + (kernel_size - 1)) // 2
         if pad:
-            x = keras.layers.ZeroPadding2D(pad, name=f"{name}.pad")(x)
+            x = keras.layers.ZeroPadding2D(pad, name=pad_name or f"{name}_pad")(x)
         padding = "valid"
-    x = keras.layers.Conv2D(
+    return keras.layers.Conv2D(
         filters,
         kernel_size,
         strides=strides,
         padding=padding,
         groups=groups,
         use_bias=False,
-        name=f"{name}.conv",
+        name=name,
     )(x)
-    x = keras.layers.BatchNormalization(
-        epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=f"{name}.bn"
-    )(x)
+
+
+def batch_norm(name):
+    return keras.layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=name)
+
+
+def conv_bn_act(
+    x,
+    filters,
+    kernel_size=1,
+    strides=1,
+    groups=1,
+    activation="leaky_relu",
+    name=None,
+    norm_name="bn",
+):
+    """Conv2D (no bias) -> BatchNormalization -> activation, padded as PyTorch pads (`padded_conv`).
+
+    Layers are named `{name}.conv`, `{name}.bn`, `{name}.act` (and `{name}.pad`); `norm_name`
+    renames the BN layer for references that call it otherwise (PeleeNet's `BasicConv2d.norm`).
+    """
+    in_channels = x.shape[-1]
+    check_groups(in_channels, groups, "input", name)
+    check_groups(filters, groups, "output", name)
+    x = padded_conv(x, filters, kernel_size, strides, groups, f"{name}.conv", f"{name}.pad")
+    x = batch_norm(f"{name}.{norm_name}")(x)
     act = activation_layer(activation, f"{name}.act")
     return act(x) if act is not None else x
+
+
+def bn_act_conv(x, filters, kernel_size=1, strides=1, activation="relu", name=None, suffix=""):
+    """The pre-activation unit of DenseNet: BatchNormalization -> activation -> Conv2D (no bias).
+
+    Named as torchvision's DenseNet modules: `{name}.norm{suffix}`, `{name}.relu{suffix}`,
+    `{name}.conv{suffix}` (`suffix="1"` gives `norm1`, `relu1`, `conv1`) whatever the activation,
+    so that DenseNet checkpoints map by name.
+    """
+    x = batch_norm(f"{name}.norm{suffix}")(x)
+    act = activation_layer(activation, f"{name}.relu{suffix}")
+    if act is not None:
+        x = act(x)
+    return padded_conv(x, filters, kernel_size, strides, name=f"{name}.conv{suffix}")

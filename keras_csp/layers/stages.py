@@ -14,13 +14,19 @@ merges them, and `fusion` says where it sits:
 With `fusion="full"`, `part_ratio=0.5` and one `conv_exp` whose output is split with the bypass part
 first, the layout and layer names are exactly timm's `CrossStage`, so timm weights load by name.
 `plain_stage` is the non-CSP counterpart: every channel goes through the blocks.
+
+The same function is the paper's CSPDenseNet stage (Sec. 3.1): with `conv_exp=False` the base
+layer itself is split, x0 = [x0', x0''], the blocks are dense layers (a partial dense block: x0''
+and every layer's output feed the next layer), and the transitions form the partial transition,
+which may carry the stage's 2x2 pooling (`pool`, applied where the two paths are concatenated).
 """
 
+import functools
 import math
 
 import keras
 
-from keras_csp.layers.blocks import partial_bottleneck_block
+from keras_csp.layers.blocks import partial_basic_block, partial_bottleneck_block
 from keras_csp.layers.conv import conv_bn_act
 from keras_csp.layers.ops import ChannelSplit
 
@@ -61,6 +67,39 @@ def split_channels(channels, part_ratio, channel_multiple=1, name="stage"):
     return bypass, block
 
 
+POOLS = (None, "avg", "max")
+
+
+def _pool_layer(pool, name):
+    # 2x2/2 without padding, as PyTorch's AvgPool2d(2, 2) in DenseNet's and PeleeNet's transitions.
+    layer = keras.layers.AveragePooling2D if pool == "avg" else keras.layers.MaxPooling2D
+    return layer(2, 2, name=name)
+
+
+def _transition_unit(x, filters, name, activation):
+    return conv_bn_act(x, filters, 1, activation=activation, name=name)
+
+
+def _transition_b_width(transition_b_filters, block_out, filters, bypass, name):
+    if transition_b_filters is None:
+        return block_out
+    if transition_b_filters == "complement":
+        width = filters - bypass
+    elif isinstance(transition_b_filters, int) and not isinstance(transition_b_filters, bool):
+        width = transition_b_filters
+    else:
+        raise ValueError(
+            f"transition_b_filters={transition_b_filters!r} is not allowed; allowed: None, "
+            "'complement' or a positive integer."
+        )
+    if width < 1:
+        raise ValueError(
+            f"transition_b_filters={transition_b_filters!r} gives {width} channels in {name!r} "
+            f"(filters={filters}, bypass={bypass}); allowed: a setting that leaves at least one."
+        )
+    return width
+
+
 def csp_stage(
     x,
     filters,
@@ -76,6 +115,12 @@ def csp_stage(
     cross_linear=False,
     channel_multiple=1,
     activation="leaky_relu",
+    conv_exp=True,
+    transition_b_filters=None,
+    pool=None,
+    unit=None,
+    block_name=None,
+    return_unpooled=False,
 ):
     """A CSP stage around `depth` applications of `block(x, name) -> y`.
 
@@ -85,7 +130,8 @@ def csp_stage(
             is the bypass part plus the block part's output).
         depth: number of blocks.
         block: a function `block(x, name) -> y`; any function that keeps the channel count works
-            (see `keras_csp.layers.BLOCKS`), and so do dense blocks that grow it.
+            (see `keras_csp.layers.BLOCKS`), and so do dense layers that grow it
+            (`keras_csp.layers.DENSE_LAYERS`: `depth` of them make the partial dense block).
         strides: stride of `conv_down` (a 3x3 conv-BN-act that exists only when strides > 1).
         part_ratio: γ, the fraction of the split map that bypasses the blocks; larger γ, fewer
             FLOPs. Strictly between 0 and 1.
@@ -96,29 +142,64 @@ def csp_stage(
         cross_linear: no activation on `conv_exp`.
         channel_multiple: block channels are rounded to a multiple of this (the blocks' groups).
         activation: activation of every conv unit.
+        conv_exp: False splits the base layer itself (the stage input, or `conv_down`'s output),
+            as the paper's CSPDenseNet does: x0 = [x0', x0'']. `expand_ratio` and `cross_linear`
+            then do nothing.
+        transition_b_filters: width of `conv_transition_b`: None keeps the block part's width;
+            "complement" makes it `filters` minus the bypass width, so the concatenation is
+            already `filters` wide (a dense block's compressing transition); or an integer.
+        pool: None, "avg" or "max": a 2x2/2 pooling (`{name}.pool`) right after the
+            concatenation, so the stage downsamples where its two paths meet and
+            `conv_transition` works at the lower resolution. This is how the partial transition
+            of CSPDenseNet/CSPPeleeNet carries the pooling of DenseNet's transition layer.
+        unit: the 1x1 transition unit, `unit(x, filters, name) -> y`; default conv-BN-act with
+            `activation` (pass `keras_csp.layers.bn_act_conv` bound to a kernel size of 1 for
+            DenseNet's pre-activation order).
+        block_name: a function `index -> layer name prefix` for the blocks; default
+            `f"{name}.blocks.{index}"`.
+        return_unpooled: also return the last tensor at the stage's own resolution: the
+            concatenation when `pool` is set, else the output. Pyramid features are taken there.
+
+    Returns:
+        The stage output, or `(output, unpooled)` with `return_unpooled=True`.
     """
     check_fusion(fusion)
+    if pool not in POOLS:
+        raise ValueError(f"pool={pool!r} is not allowed; allowed: None, 'avg' or 'max'.")
+    if unit is None:
+        unit = functools.partial(_transition_unit, activation=activation)
+    if block_name is None:
+        block_name = functools.partial("{}.blocks.{}".format, name)
     if strides > 1:
         down = filters if down_growth else x.shape[-1]
         x = conv_bn_act(
             x, down, 3, strides, down_groups, activation=activation, name=f"{name}.conv_down"
         )
-    exp = int(round(filters * expand_ratio))
-    x = conv_bn_act(
-        x, exp, 1, activation=None if cross_linear else activation, name=f"{name}.conv_exp"
+    if conv_exp:
+        exp = int(round(filters * expand_ratio))
+        x = conv_bn_act(
+            x, exp, 1, activation=None if cross_linear else activation, name=f"{name}.conv_exp"
+        )
+    bypass_channels, block_channels = split_channels(
+        x.shape[-1], part_ratio, channel_multiple, name
     )
-    bypass_channels, block_channels = split_channels(exp, part_ratio, channel_multiple, name)
     bypass, xb = ChannelSplit([bypass_channels, block_channels], name=f"{name}.split")(x)
     for i in range(depth):
-        xb = block(xb, name=f"{name}.blocks.{i}")
+        xb = block(xb, name=block_name(i))
     if fusion in ("full", "last"):
-        xb = conv_bn_act(
-            xb, xb.shape[-1], 1, activation=activation, name=f"{name}.conv_transition_b"
+        width = _transition_b_width(
+            transition_b_filters, xb.shape[-1], filters, bypass_channels, name
         )
+        xb = unit(xb, width, name=f"{name}.conv_transition_b")
     x = keras.layers.Concatenate(name=f"{name}.concat")([bypass, xb])
+    unpooled = x
+    if pool is not None:
+        x = _pool_layer(pool, f"{name}.pool")(x)
     if fusion in ("full", "first"):
-        x = conv_bn_act(x, filters, 1, activation=activation, name=f"{name}.conv_transition")
-    return x
+        x = unit(x, filters, name=f"{name}.conv_transition")
+        if pool is None:
+            unpooled = x
+    return (x, unpooled) if return_unpooled else x
 
 
 def plain_stage(x, filters, depth, block, name, strides=1, down_groups=1, activation="leaky_relu"):
@@ -132,15 +213,38 @@ def plain_stage(x, filters, depth, block, name, strides=1, down_groups=1, activa
 
 
 def residual_stage(
-    x, filters, depth, name, strides=1, bottle_ratio=0.25, groups=1, activation="leaky_relu"
+    x,
+    filters,
+    depth,
+    name,
+    strides=1,
+    bottle_ratio=0.25,
+    groups=1,
+    activation="leaky_relu",
+    block_type="bottleneck",
 ):
-    """A stage of the authors' Darknet ResNet-50/ResNeXt-50 cfgs: the first block strides."""
+    """A stage of the authors' Darknet ResNet cfgs: the first block strides.
+
+    `block_type="bottleneck"` (resnet50/resnext50.cfg) or `"basic"` (resnet10.cfg); both use
+    Darknet's partial shortcut instead of projection convs.
+    """
+    if block_type not in ("bottleneck", "basic"):
+        raise ValueError(
+            f"block_type={block_type!r} is not allowed in a residual stage; allowed: "
+            "'bottleneck' or 'basic'."
+        )
     for i in range(depth):
+        block_strides = strides if i == 0 else 1
+        if block_type == "basic":
+            x = partial_basic_block(
+                x, filters, f"{name}.blocks.{i}", block_strides, groups, activation
+            )
+            continue
         x = partial_bottleneck_block(
             x,
             filters,
             name=f"{name}.blocks.{i}",
-            strides=strides if i == 0 else 1,
+            strides=block_strides,
             bottle_ratio=bottle_ratio,
             groups=groups,
             activation=activation,
