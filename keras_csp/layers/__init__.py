@@ -1,10 +1,30 @@
-"""Building blocks of CSP networks: conv units, blocks, and the CSP stage."""
+"""Building blocks of CSP networks: conv units, blocks, dense layers, and the CSP stage."""
 
-from keras_csp.layers.blocks import BLOCKS, bottleneck_block, dark_block, partial_bottleneck_block
-from keras_csp.layers.conv import activation_layer, conv_bn_act
+from keras_csp.layers.attention import Maxout, spatial_attention, spatial_pyramid_pooling
+from keras_csp.layers.blocks import (
+    BLOCKS,
+    basic_block,
+    bottleneck_block,
+    dark_block,
+    partial_basic_block,
+    partial_bottleneck_block,
+)
+from keras_csp.layers.conv import activation_layer, bn_act_conv, conv_bn_act, padded_conv
+from keras_csp.layers.dense import (
+    DENSE_LAYERS,
+    dense_block,
+    dense_layer,
+    densenet_stem,
+    densenet_transition,
+    pelee_stem_block,
+    peleenet_bottleneck,
+    peleenet_transition,
+    two_way_dense_layer,
+)
 from keras_csp.layers.ops import ChannelSplit, EdgePadMaxPooling2D, PartialShortcut
 from keras_csp.layers.stages import (
     FUSIONS,
+    POOLS,
     csp_stage,
     plain_stage,
     residual_stage,
@@ -12,18 +32,35 @@ from keras_csp.layers.stages import (
 )
 
 __all__ = [
+    "Maxout",
+    "spatial_attention",
+    "spatial_pyramid_pooling",
     "BLOCKS",
+    "DENSE_LAYERS",
     "FUSIONS",
+    "POOLS",
     "ChannelSplit",
     "EdgePadMaxPooling2D",
     "PartialShortcut",
     "activation_layer",
+    "basic_block",
+    "bn_act_conv",
     "bottleneck_block",
     "conv_bn_act",
     "csp_stage",
     "dark_block",
+    "dense_block",
+    "dense_layer",
+    "densenet_stem",
+    "densenet_transition",
+    "padded_conv",
+    "partial_basic_block",
     "partial_bottleneck_block",
+    "pelee_stem_block",
+    "peleenet_bottleneck",
+    "peleenet_transition",
     "plain_stage",
     "residual_stage",
     "split_channels",
+    "two_way_dense_layer",
 ]

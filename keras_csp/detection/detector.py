@@ -1,0 +1,530 @@
+"""`CSPDetector`: any backbone of this package + a neck of the paper's ablation + a YOLO-style head.
+
+The model is one flat functional graph of plain layers named by part (`backbone.*`, `neck.*`,
+`head.*`), so `keras_csp.profile` reports each part. Training and decoding go through keras-cv:
+box formats and conversion (`keras_cv.bounding_box`), the task-aligned label assigner
+(`keras_cv.models.yolov8.LabelEncoder`), the CIoU/GIoU box losses (`keras_cv.losses`) and
+`keras_cv.layers.NonMaxSuppression`.
+"""
+
+import dataclasses
+import warnings
+
+import keras
+import keras_cv
+from keras import ops
+
+from keras_csp.detection.boxes import (
+    anchor_points,
+    check_image_size,
+    clip_boxes,
+    decode_distances,
+    distances_to_boxes,
+    sanitize_boxes,
+)
+from keras_csp.detection.head import yolo_head
+from keras_csp.layers.attention import check_attention
+from keras_csp.layers.conv import ACTIVATIONS
+from keras_csp.models import config as model_config
+from keras_csp.models.builder import build_model
+from keras_csp.necks import NECK_LEVELS, get_neck
+from keras_csp.necks.common import level_widths
+
+BOX_FORMATS = (
+    "xyxy", "yxyx", "xywh", "center_xywh", "center_yxhw", "rel_xyxy", "rel_yxyx", "rel_xywh",
+)
+BOX_LOSSES = ("ciou", "giou")
+
+# Widths of the neck's and the head's P3, P4, P5 levels, sized so that EFM (SAM) on CSPPeleeNet at
+# 416x416 with 80 classes lands near the paper's 4.31 M parameters and 5.07 BFLOPs (Table 4): it has
+# 4.16 M and 5.09 with this package's CSPPeleeNet. P5 is wide and P3 narrow because a 3x3 conv at
+# P3 (52x52) costs 16 times the FLOPs of the same conv at P5 (13x13) for the same parameters.
+DEFAULT_NECK_FILTERS = (96, 128, 256)
+DEFAULT_HEAD_FILTERS = (112, 256, 448)
+
+
+def _check_num_classes(num_classes):
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"num_classes={num_classes!r} is not allowed; allowed: an integer >= 1.")
+
+
+def _check_unit_interval(value, what):
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not ok or not 0.0 <= value <= 1.0:
+        raise ValueError(f"{what}={value!r} is not allowed; allowed: a number in [0, 1].")
+
+
+def _check_input_shape(input_shape):
+    if input_shape is None:
+        return (None, None, 3)
+    shape = tuple(input_shape)
+    if len(shape) != 3 or shape[-1] is None or shape[-1] < 1:
+        raise ValueError(
+            f"input_shape={input_shape!r} is not allowed; allowed: (height, width, channels) with "
+            "a positive channel count."
+        )
+    check_image_size(shape[0], shape[1], what=f"input_shape={input_shape!r}")
+    return shape
+
+
+# A `ModelConfig` goes into the `.keras` config as nested, tagged dicts; tuples come back as tuples.
+def _config_to_dict(value):
+    if dataclasses.is_dataclass(value):
+        fields = {
+            f.name: _config_to_dict(getattr(value, f.name)) for f in dataclasses.fields(value)
+        }
+        return {"dataclass": type(value).__name__, "fields": fields}
+    if isinstance(value, (tuple, list)):
+        return [_config_to_dict(v) for v in value]
+    return value
+
+
+def _config_from_dict(value):
+    if isinstance(value, dict) and "dataclass" in value:
+        cls = getattr(model_config, value["dataclass"], None)
+        if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
+            raise ValueError(f"backbone config names an unknown class {value['dataclass']!r}.")
+        return cls(**{k: _config_from_dict(v) for k, v in value["fields"].items()})
+    if isinstance(value, list):
+        return tuple(_config_from_dict(v) for v in value)
+    return value
+
+
+def _backbone_features(images, backbone, input_shape, part_ratio, fusion, weights):
+    """The backbone's layers rebuilt on `images` under `backbone.*` names; returns its pyramid dict.
+
+    The backbone is built by the package's builder (so every check of `build_model` applies and
+    `weights` load as they would for the classifier), then cloned layer by layer onto the
+    detector's input with a `backbone.` prefix: one flat graph, and a profile with a backbone part.
+    """
+    model = build_model(
+        backbone,
+        include_top=False,
+        weights=weights,
+        input_shape=input_shape,
+        part_ratio=part_ratio,
+        fusion=fusion,
+    )
+
+    def prefixed(layer):
+        config = layer.get_config()
+        config["name"] = f"backbone.{layer.name}"
+        return layer.__class__.from_config(config)
+
+    clone = keras.models.clone_model(model, input_tensors=images, clone_function=prefixed)
+    if weights is not None:
+        for layer in model.layers:
+            if layer.weights:
+                clone.get_layer(f"backbone.{layer.name}").set_weights(layer.get_weights())
+    return clone.output
+
+
+class _Once:
+    """A flag that Keras' attribute tracking leaves alone."""
+
+    def __init__(self):
+        self.done = False
+
+
+@keras.saving.register_keras_serializable(package="keras_csp")
+class CSPDetector(keras.Model):
+    """A one-stage detector on a CSP backbone: the paper's EFM (SAM) + CSPPeleeNet and its ablation.
+
+    Head: anchor-free, YOLOv3-shaped (a 3x3 conv, then 1x1 box and class convs at P3, P4, P5) with
+    YOLOv8's box coding: each position predicts its distances to the four box edges as
+    distributions over `box_bins` stride units, and independent sigmoid class scores. Labels come
+    from keras-cv's task-aligned assigner (`keras_cv.models.yolov8.LabelEncoder`); the loss is a
+    keras-cv box loss (CIoU by default, or GIoU) plus binary cross-entropy on the class logits, both
+    weighted by the assigner's alignment scores; `predict` decodes the boxes and runs
+    `keras_cv.layers.NonMaxSuppression`.
+
+    Calling the model returns the raw head outputs `{"boxes": (B, N, 4 * box_bins), "classes":
+    (B, N, num_classes)}` (logits); `predict` returns keras-cv's dict `{"boxes", "classes",
+    "confidence", "num_detections"}` with up to `max_detections` boxes per image in
+    `bounding_box_format`, padded with -1.
+
+    Training data: `fit(images, {"boxes": (B, M, 4), "classes": (B, M)})` or keras-cv's
+    `{"images": ..., "bounding_boxes": {...}}` dicts; pad with class -1 (boxes may be ragged).
+    Boxes that stick out of the image are clipped; boxes that are empty after clipping (negative
+    or zero size, entirely outside), not finite, or of a class >= `num_classes` are dropped. Both
+    are counted in the metrics `clipped_boxes` and `dropped_boxes` and warned about once.
+
+    Args:
+        backbone: an architecture name of this package (`"cspdarknet53"`, `"csppeleenet"`, ...;
+            see `keras_csp.models.MODEL_CONFIGS`) or a `keras_csp.models.ModelConfig`. It must give
+            pyramid levels up to P5 (stride 32), and P2 for the EFM neck.
+        num_classes: number of object classes (>= 1), without a background class.
+        neck: `"efm"` (the paper's Exact Fusion Model), `"gfm"`, `"fpn"` or `"panet"`.
+        attention: `None`, `"sam"` (spatial attention on each neck output) or `"spp"` (spatial
+            pyramid pooling on P5).
+        input_shape: `(height, width, channels)`, by default the paper's 416x416 RGB; height and
+            width must be multiples of 32, or `None` for any such size (checked per batch; a
+            train function then serves one size, so build a model per training size).
+        bounding_box_format: keras-cv format of the boxes given and returned (e.g. `"xyxy"`,
+            `"xywh"`, `"rel_xyxy"`).
+        neck_filters: widths of the neck's P3, P4, P5 (one int or three).
+        head_filters: widths of the head's 3x3 convs at P3, P4, P5.
+        part_ratio, fusion: the backbone's CSP split ratio γ and fusion (see
+            `keras_csp.build_model`).
+        activation: activation of the neck and head (the backbone keeps its own).
+        box_bins: bins of each edge-distance distribution (reach: `box_bins - 1` strides).
+        confidence_threshold, iou_threshold, max_detections: of the non-max suppression that
+            `predict` runs.
+        backbone_weights: weights of the backbone classifier to start from (as `weights` of
+            `keras_csp.build_model`). Not part of the saved config: a `.keras` file holds all
+            weights.
+        name: model name.
+    """
+
+    def __init__(
+        self,
+        backbone="cspdarknet53",
+        num_classes=80,
+        neck="efm",
+        attention="sam",
+        input_shape=(416, 416, 3),
+        bounding_box_format="xyxy",
+        neck_filters=DEFAULT_NECK_FILTERS,
+        head_filters=DEFAULT_HEAD_FILTERS,
+        part_ratio=0.5,
+        fusion="full",
+        activation="leaky_relu",
+        box_bins=16,
+        confidence_threshold=0.2,
+        iou_threshold=0.5,
+        max_detections=100,
+        backbone_weights=None,
+        name="csp_detector",
+        **kwargs,
+    ):
+        _check_num_classes(num_classes)
+        neck_fn = get_neck(neck)
+        neck = str(neck).lower()
+        check_attention(attention)
+        if bounding_box_format not in BOX_FORMATS:
+            raise ValueError(
+                f"bounding_box_format={bounding_box_format!r} is not allowed; allowed: "
+                f"{', '.join(repr(f) for f in BOX_FORMATS)}."
+            )
+        if activation not in ACTIVATIONS:
+            raise ValueError(
+                f"activation={activation!r} is not allowed; allowed: {', '.join(ACTIVATIONS)}."
+            )
+        if isinstance(box_bins, bool) or not isinstance(box_bins, int) or box_bins < 2:
+            raise ValueError(f"box_bins={box_bins!r} is not allowed; allowed: an integer >= 2.")
+        _check_unit_interval(confidence_threshold, "confidence_threshold")
+        _check_unit_interval(iou_threshold, "iou_threshold")
+        if isinstance(max_detections, bool) or not isinstance(max_detections, int) or (
+            max_detections < 1
+        ):
+            raise ValueError(
+                f"max_detections={max_detections!r} is not allowed; allowed: an integer >= 1."
+            )
+        if isinstance(backbone, dict):
+            backbone = _config_from_dict(backbone)
+        if not isinstance(backbone, (str, model_config.ModelConfig)):
+            raise ValueError(
+                f"backbone={backbone!r} is not allowed; allowed: an architecture name "
+                f"({', '.join(sorted(model_config.MODEL_CONFIGS))}) or a ModelConfig."
+            )
+        level_widths(neck_filters, "CSPDetector", "neck_filters")
+        level_widths(head_filters, "CSPDetector", "head_filters")
+        shape = _check_input_shape(input_shape)
+
+        images = keras.Input(shape=shape, name="images")
+        features = _backbone_features(images, backbone, shape, part_ratio, fusion, backbone_weights)
+        need = [f"P{k}" for k in NECK_LEVELS[neck]]
+        missing = [k for k in need if k not in features]
+        if missing:
+            raise ValueError(
+                f"backbone={backbone if isinstance(backbone, str) else 'ModelConfig'!r} gives "
+                f"levels {sorted(features, key=lambda k: int(k[1:]))}; neck={neck!r} needs {need}."
+            )
+        fused = neck_fn(
+            features, filters=neck_filters, attention=attention, activation=activation, name="neck"
+        )
+        outputs = yolo_head(fused, num_classes, head_filters, box_bins, activation, name="head")
+        super().__init__(inputs=images, outputs=outputs, name=name, **kwargs)
+
+        self.backbone_spec = backbone
+        self.num_classes = num_classes
+        self.neck = neck
+        self.attention = attention
+        self.bounding_box_format = bounding_box_format
+        self.neck_filters = neck_filters
+        self.head_filters = head_filters
+        self.part_ratio = part_ratio
+        self.fusion = fusion
+        self.activation = activation
+        self.box_bins = box_bins
+        self.confidence_threshold = confidence_threshold
+        self.iou_threshold = iou_threshold
+        self.max_detections = max_detections
+        # Raw attributes: keras-cv layers without weights, kept out of Keras' layer tracking so the
+        # saved weights hold the graph's layers only.
+        object.__setattr__(
+            self, "_label_encoder", keras_cv.models.yolov8.LabelEncoder(num_classes=num_classes)
+        )
+        object.__setattr__(
+            self,
+            "_prediction_decoder",
+            keras_cv.layers.NonMaxSuppression(
+                bounding_box_format=bounding_box_format,
+                from_logits=True,
+                iou_threshold=iou_threshold,
+                confidence_threshold=confidence_threshold,
+                max_detections=max_detections,
+            ),
+        )
+        object.__setattr__(self, "_bad_box_warning", _Once())
+        self._box_loss_tracker = keras.metrics.Mean(name="box_loss")
+        self._class_loss_tracker = keras.metrics.Mean(name="class_loss")
+        self._clipped_tracker = keras.metrics.Sum(name="clipped_boxes")
+        self._dropped_tracker = keras.metrics.Sum(name="dropped_boxes")
+        self.box_loss = None
+        self._box_loss_spec = "ciou"
+        self.box_loss_weight = 7.5
+        self.classification_loss_weight = 0.5
+        # keras-cv's padded NMS and the host callback of the bad-box warning do not compile with XLA.
+        self.jit_compile = False
+
+    # ---------------------------------------------------------------- configuration and saving
+
+    def get_config(self):
+        backbone = self.backbone_spec
+        return {
+            "backbone": backbone if isinstance(backbone, str) else _config_to_dict(backbone),
+            "num_classes": self.num_classes,
+            "neck": self.neck,
+            "attention": self.attention,
+            "input_shape": list(self.input_shape[1:]),
+            "bounding_box_format": self.bounding_box_format,
+            "neck_filters": self.neck_filters,
+            "head_filters": self.head_filters,
+            "part_ratio": self.part_ratio,
+            "fusion": self.fusion,
+            "activation": self.activation,
+            "box_bins": self.box_bins,
+            "confidence_threshold": self.confidence_threshold,
+            "iou_threshold": self.iou_threshold,
+            "max_detections": self.max_detections,
+            "name": self.name,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for key in ("neck_filters", "head_filters"):
+            if isinstance(config.get(key), list):
+                config[key] = tuple(config[key])
+        return cls(**config)
+
+    def compile(
+        self,
+        optimizer="adam",
+        box_loss="ciou",
+        box_loss_weight=7.5,
+        classification_loss_weight=0.5,
+        jit_compile=False,
+        loss=None,
+        **kwargs,
+    ):
+        """Configures training.
+
+        Args:
+            optimizer: a Keras optimizer or its name.
+            box_loss: `"ciou"` (keras-cv's `CIoULoss`, as YOLOv4/v8), `"giou"` (`GIoULoss`, the
+                paper's EFM (GIoU) row) or a `keras.losses.Loss` taking xyxy pixel boxes with
+                `reduction="sum"`.
+            box_loss_weight, classification_loss_weight: weights of the two terms (YOLOv8's and
+                keras-cv's 7.5 and 0.5).
+            jit_compile: XLA; off by default: keras-cv's padded NMS and the host callback that
+                warns about bad boxes do not compile.
+            loss: must stay `None`; the detector computes its own loss.
+            **kwargs: other arguments of `keras.Model.compile` (`metrics` are not supported).
+        """
+        if loss is not None:
+            raise ValueError(
+                f"loss={loss!r} is not allowed; CSPDetector computes its loss itself; choose it "
+                "with box_loss='ciou' | 'giou' | a keras.losses.Loss."
+            )
+        if kwargs.get("metrics") or kwargs.get("weighted_metrics"):
+            raise ValueError("metrics are not supported by CSPDetector.compile; allowed: None.")
+        self.box_loss = self._resolve_box_loss(box_loss)
+        self._box_loss_spec = box_loss
+        self.box_loss_weight = float(box_loss_weight)
+        self.classification_loss_weight = float(classification_loss_weight)
+        super().compile(optimizer=optimizer, jit_compile=jit_compile, **kwargs)
+        # Without a distribution strategy the TF trainer builds the optimizer inside the first
+        # trace of the train step, which makes tf.function trace it twice; build it here instead.
+        if self.optimizer is not None and not self.optimizer.built:
+            self.optimizer.build(self.trainable_variables)
+
+    @staticmethod
+    def _resolve_box_loss(box_loss):
+        if isinstance(box_loss, keras.losses.Loss):
+            return box_loss
+        if box_loss == "ciou":
+            return keras_cv.losses.CIoULoss(bounding_box_format="xyxy", reduction="sum")
+        if box_loss == "giou":
+            return keras_cv.losses.GIoULoss(bounding_box_format="xyxy", reduction="sum")
+        raise ValueError(
+            f"box_loss={box_loss!r} is not allowed; allowed: 'ciou', 'giou' or a keras.losses.Loss."
+        )
+
+    def get_compile_config(self):
+        config = super().get_compile_config()
+        if not self.compiled or config is None:
+            return None
+        spec = self._box_loss_spec
+        if isinstance(spec, keras.losses.Loss):
+            spec = keras.saving.serialize_keras_object(spec)
+        config = {k: v for k, v in config.items() if k not in ("loss", "loss_weights", "metrics",
+                                                               "weighted_metrics")}
+        return {
+            **config,
+            "box_loss": spec,
+            "box_loss_weight": self.box_loss_weight,
+            "classification_loss_weight": self.classification_loss_weight,
+        }
+
+    def compile_from_config(self, config):
+        self.compile(**keras.saving.deserialize_keras_object(config))
+
+    def call(self, inputs, training=None, mask=None, **kwargs):
+        shape = getattr(inputs, "shape", None)
+        if shape is not None and len(shape) == 4:
+            check_image_size(shape[1], shape[2], what=f"images of shape {tuple(shape)}")
+        return super().call(inputs, training=training, mask=mask, **kwargs)
+
+    # ---------------------------------------------------------------------------------- training
+
+    @staticmethod
+    def _unpack(data):
+        """keras-cv's `{"images", "bounding_boxes"}` dicts -> `(images, boxes)`."""
+        if isinstance(data, dict) and "images" in data:
+            return (data["images"], data.get("bounding_boxes"))
+        return data
+
+    def train_step(self, data):
+        return super().train_step(self._unpack(data))
+
+    def test_step(self, data):
+        return super().test_step(self._unpack(data))
+
+    def _image_size(self, images):
+        height, width = images.shape[1], images.shape[2]
+        if height is None or width is None:
+            raise ValueError(
+                f"images of shape {tuple(images.shape)} have no static height and width; build the "
+                "detector with a fixed input_shape, or feed batches of a fixed size."
+            )
+        check_image_size(height, width, what=f"images of shape {tuple(images.shape)}")
+        return int(height), int(width)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        if self.box_loss is None:
+            raise ValueError("CSPDetector needs compile() before it can train or evaluate.")
+        if y is None:
+            raise ValueError(
+                "CSPDetector needs boxes to train: fit(images, {'boxes': ..., 'classes': ...})."
+            )
+        height, width = self._image_size(x)
+        centers, strides = anchor_points(height, width)
+        box_logits, class_logits = y_pred["boxes"], y_pred["classes"]
+        distances = decode_distances(box_logits, self.box_bins)
+        pred_boxes = distances_to_boxes(distances, centers, strides)
+
+        gt = y
+        if any(type(v).__name__ == "RaggedTensor" for v in (y["boxes"], y["classes"])):
+            gt = keras_cv.bounding_box.to_dense(y)
+        gt_boxes = keras_cv.bounding_box.convert_format(
+            ops.cast(gt["boxes"], "float32"),
+            source=self.bounding_box_format,
+            target="xyxy",
+            images=x,
+        )
+        gt_boxes, gt_classes, valid, num_clipped, num_dropped = sanitize_boxes(
+            gt_boxes, gt["classes"], height, width, self.num_classes
+        )
+        self._report_bad_boxes(num_clipped, num_dropped)
+
+        target_boxes, target_scores, _ = self._label_encoder(
+            ops.sigmoid(class_logits),
+            ops.stop_gradient(pred_boxes),
+            centers,
+            gt_classes,
+            gt_boxes,
+            valid[..., None],
+        )
+        # keras-cv's foreground mask marks every position; a position is foreground when the
+        # assigner gave it a score. Background rows get a fixed dummy box on both sides: a zero
+        # weight alone would still let NaN from the padded -1 targets into the sum.
+        weights = ops.sum(target_scores, axis=-1)
+        foreground = (weights > 0)[..., None]
+        normalizer = ops.maximum(ops.sum(target_scores), 1.0)
+        dummy = ops.convert_to_tensor([0.0, 0.0, 1.0, 1.0])
+        box_loss = self.box_loss(
+            ops.where(foreground, target_boxes, dummy),
+            ops.where(foreground, pred_boxes, dummy),
+            sample_weight=weights / normalizer,
+        )
+        class_loss = ops.sum(
+            ops.binary_crossentropy(target_scores, class_logits, from_logits=True)
+        ) / normalizer
+        self._box_loss_tracker.update_state(box_loss)
+        self._class_loss_tracker.update_state(class_loss)
+        total = self.box_loss_weight * box_loss + self.classification_loss_weight * class_loss
+        if self.losses:
+            total = total + ops.sum(self.losses)
+        return total
+
+    def _report_bad_boxes(self, num_clipped, num_dropped):
+        self._clipped_tracker.update_state(num_clipped)
+        self._dropped_tracker.update_state(num_dropped)
+        state = self._bad_box_warning
+
+        def warn_once(clipped, dropped):
+            clipped, dropped = int(clipped), int(dropped)
+            if (clipped or dropped) and not state.done:
+                state.done = True
+                warnings.warn(
+                    f"CSPDetector: a training batch had {clipped} box(es) outside the image "
+                    f"(clipped) and {dropped} empty, non-finite or out-of-range box(es) (dropped). "
+                    "Such boxes are counted in the metrics 'clipped_boxes' and 'dropped_boxes'; "
+                    "this warning is shown once.",
+                    stacklevel=2,
+                )
+            return 0
+
+        import tensorflow as tf  # the host callback of the TF backend, which keras-cv needs anyway
+
+        if tf.executing_eagerly():
+            warn_once(num_clipped, num_dropped)
+        else:
+            tf.py_function(warn_once, [num_clipped, num_dropped], Tout=tf.int32)
+
+    # -------------------------------------------------------------------------------- inference
+
+    @property
+    def prediction_decoder(self):
+        """The `keras_cv.layers.NonMaxSuppression` that `predict` runs."""
+        return self._prediction_decoder
+
+    def decode_predictions(self, predictions, images):
+        """Raw head outputs -> keras-cv's `{"boxes", "classes", "confidence", "num_detections"}`."""
+        images = ops.convert_to_tensor(images)
+        height, width = self._image_size(images)
+        centers, strides = anchor_points(height, width)
+        distances = decode_distances(ops.convert_to_tensor(predictions["boxes"]), self.box_bins)
+        boxes = clip_boxes(distances_to_boxes(distances, centers, strides), height, width)
+        boxes = keras_cv.bounding_box.convert_format(
+            boxes, source="xyxy", target=self.bounding_box_format, images=images
+        )
+        return self._prediction_decoder(
+            boxes, ops.convert_to_tensor(predictions["classes"]), images=images
+        )
+
+    def predict_step(self, data):
+        x, _, _ = keras.utils.unpack_x_y_sample_weight(self._unpack(data))
+        return self.decode_predictions(self(x, training=False), x)
