@@ -14,16 +14,27 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "CSPDarknet53": "keras_csp.models",
+    "CSPDenseNet121": "keras_csp.models",
+    "CSPDenseNet201": "keras_csp.models",
+    "CSPDetector": "keras_csp.detection",
+    "CSPPeleeNet": "keras_csp.models",
+    "CSPResNet10": "keras_csp.models",
     "CSPResNet50": "keras_csp.models",
     "CSPResNeXt50": "keras_csp.models",
     "Darknet53": "keras_csp.models",
+    "DenseNet121": "keras_csp.models",
+    "DenseNet201": "keras_csp.models",
+    "PeleeNet": "keras_csp.models",
+    "ResNet10": "keras_csp.models",
     "ResNet50": "keras_csp.models",
     "ResNeXt50": "keras_csp.models",
     "build_model": "keras_csp.models",
+    "decode_predictions": "keras_csp.preprocessing",
+    "preprocess_input": "keras_csp.preprocessing",
     "load_model": "keras_csp.models",
     "profile": "keras_csp.profiler",
 }
-_SUBMODULES = ("layers", "models", "weights")
+_SUBMODULES = ("detection", "layers", "models", "necks", "weights")
 
 __all__ = sorted(_EXPORTS) + list(_SUBMODULES)
 

@@ -2,7 +2,11 @@
 
 import argparse
 import json
+import os
 import sys
+
+# TensorFlow's C++ start-up chatter (CPU features, missing CUDA) is noise on a command line.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from keras_csp.weights import cli as weights_cli
 

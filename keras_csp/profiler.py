@@ -3,12 +3,13 @@
 FLOPs count 2 per multiply-add of convolutions and dense layers (the Darknet/paper convention;
 BN, activations, pooling and adds are not counted). Activation memory is the bytes of every layer
 output written in one forward pass at batch 1: the paper's memory-traffic argument. Layers are
-grouped into stages by name (`stem.*`, `stages.N.*`, `head.*`; other layers by the first dotted
-part of their name).
+grouped into stages by name (`stem.*`, `stages.N.*`, `head.*`, torchvision's `features.<part>N.*`;
+other layers by the first dotted part of their name).
 """
 
 import dataclasses
 import math
+import re
 
 import keras
 import numpy as np
@@ -55,18 +56,19 @@ class Profile:
         }
 
     def table(self):
-        header = f"{'stage':<10} {'output':<18} {'params':>12} {'GFLOPs':>8} {'act. MB':>8}"
-        lines = [f"{self.model_name} at {'x'.join(map(str, self.input_shape))}", header]
-        lines.append("-" * len(header))
+        width = max([len("stage")] + [len(s.name) for s in self.stages]) + 1
+        header = f"{'stage':<{width}} {'output':<18} {'params':>12} {'GFLOPs':>8} {'act. MB':>8}"
+        rule = "-" * len(header)
+        lines = [f"{self.model_name} at {'x'.join(map(str, self.input_shape))}", header, rule]
         for s in self.stages:
             shape = "x".join(str(d) for d in s.output_shape[1:]) if s.output_shape else ""
             lines.append(
-                f"{s.name:<10} {shape:<18} {s.params:>12,} {s.flops / 1e9:>8.3f} "
+                f"{s.name:<{width}} {shape:<18} {s.params:>12,} {s.flops / 1e9:>8.3f} "
                 f"{s.activation_bytes / 2**20:>8.2f}"
             )
-        lines.append("-" * len(header))
+        lines.append(rule)
         lines.append(
-            f"{'total':<10} {'':<18} {self.params:>12,} {self.flops / 1e9:>8.3f} "
+            f"{'total':<{width}} {'':<18} {self.params:>12,} {self.flops / 1e9:>8.3f} "
             f"{self.activation_bytes / 2**20:>8.2f}"
         )
         return "\n".join(lines)
@@ -76,9 +78,14 @@ class Profile:
 
 
 def stage_of(layer_name):
+    """`stages.2.blocks.0.conv1` -> `stages.2`; torchvision-style `features.denseblock2.*`,
+    `features.transition2.*` and `features.csp2.*` -> `features.2` (one stage, by its number)."""
     parts = layer_name.split(".")
     if len(parts) > 1 and parts[1].isdigit():
         return f"{parts[0]}.{parts[1]}"
+    if parts[0] == "features" and len(parts) > 1:
+        number = re.search(r"\d+$", parts[1].split("_")[0])
+        return f"features.{number.group() if number else parts[1]}"
     return parts[0]
 
 

@@ -81,3 +81,19 @@ def test_cli_rejects_bad_arguments(capsys):
     assert "has no CSP stages" in capsys.readouterr().err
     assert main(["profile", "vgg16"]) == 2
     assert "model='vgg16' is not a known architecture" in capsys.readouterr().err
+
+
+def test_torchvision_style_names_are_grouped_by_stage_number():
+    from keras_csp.profiler import stage_of
+
+    assert stage_of("features.denseblock2.denselayer1.conv1") == "features.2"
+    assert stage_of("features.transition2_pool") == "features.2"
+    assert stage_of("features.csp3.conv_transition.conv") == "features.3"
+    assert stage_of("features.conv0") == "features.0"
+    assert stage_of("features.stemblock.stem1.conv") == "features.stemblock"
+    assert stage_of("stages.10.blocks.0.conv1.conv") == "stages.10"
+    assert stage_of("classifier") == "classifier"
+    p = keras_csp.profile("peleenet", (224, 224, 3))
+    assert [s.name for s in p.stages][:5] == [
+        "features.stemblock", "features.1", "features.2", "features.3", "features.4"
+    ]
