@@ -9,8 +9,10 @@ from keras_csp.models.builder import build_model
 _ARGS = """
     Args:
         include_top: whether to add the classifier (global average pool + `Dense(classes)`).
-        weights: `None` (random init) or the path of a `.weights.h5` file saved from the same
-            architecture.
+        weights: `None` (random init); `"imagenet"` (timm's ImageNet checkpoint, downloaded once,
+            converted and cached; CSPResNet50, CSPResNeXt50, CSPDarknet53, Darknet53); or a path:
+            a timm checkpoint (`.safetensors`, `.pth`/`.bin` with torch installed) or a
+            `.weights.h5`/`.keras` file saved from the same architecture.
         input_tensor: optional Keras tensor to use as the model's input.
         input_shape: `(height, width, channels)`; height and width may be `None` and must be at least
             32 (the total stride). Defaults to `(None, None, 3)`; the reference checkpoints are
