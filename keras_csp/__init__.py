@@ -34,7 +34,7 @@ _EXPORTS = {
     "load_model": "keras_csp.models",
     "profile": "keras_csp.profiler",
 }
-_SUBMODULES = ("detection", "layers", "models", "necks", "weights")
+_SUBMODULES = ("detection", "export", "layers", "lite", "models", "necks", "weights")
 
 __all__ = sorted(_EXPORTS) + list(_SUBMODULES)
 

@@ -8,7 +8,12 @@ import sys
 # TensorFlow's C++ start-up chatter (CPU features, missing CUDA) is noise on a command line.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from keras_csp.weights import cli as weights_cli
+from keras_csp.export import cli as export_cli  # imports no TensorFlow
+
+try:
+    from keras_csp.weights import cli as weights_cli
+except ImportError:  # a device with only a TFLite runtime has no h5py: no convert-timm there
+    weights_cli = None
 
 
 def _build_parser():
@@ -31,7 +36,9 @@ def _build_parser():
     d = sub.add_parser("demo", help="profile CSP models against their non-CSP baselines")
     d.add_argument("--input-size", type=int, default=256)
 
-    weights_cli.add_parser(sub)
+    if weights_cli is not None:
+        weights_cli.add_parser(sub)
+    export_cli.add_parser(sub)
     return parser
 
 
@@ -101,14 +108,14 @@ def _demo(args):
 def main(argv=None):
     args = _build_parser().parse_args(argv)
     try:
-        commands = {
-            "profile": _profile,
-            "models": _models,
-            "demo": _demo,
-            "convert-timm": weights_cli.run,
-        }
-        commands[args.command](args)
-    except ValueError as e:
+        if args.command in export_cli.COMMANDS:
+            export_cli.run(args)
+        else:
+            commands = {"profile": _profile, "models": _models, "demo": _demo}
+            if weights_cli is not None:
+                commands[weights_cli.COMMAND] = weights_cli.run
+            commands[args.command](args)
+    except (ValueError, ImportError) as e:  # ImportError: a missing runtime, Pillow or TF
         print(f"keras-csp: error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -1,0 +1,43 @@
+"""Export for deployment: SavedModel and TFLite (float, fp16, dynamic-range, int8, QAT, pruned).
+
+    from keras_csp import export
+    export.saved_model(model, "out/cspresnext50")            # serving_default: uint8 images in
+    export.tflite(model, "m.tflite", quantize="fp16")        # the mobile-GPU choice
+    export.tflite(model, "m.tflite", quantize="int8", representative_data="calib/", io="int8")
+    export.tflite(model, "m.tflite", quantize="qat", train_data=ds, prune=0.5)
+
+Each returns an `ExportReport` (size, ops, GPU-delegate verdict) and prints it. Names load lazily,
+so `keras_csp.export.cli` (and through it `keras-csp predict`) imports neither TensorFlow nor
+Keras; see `keras_csp.lite` for the on-device side.
+"""
+
+import importlib
+
+_EXPORTS = {
+    "saved_model": "keras_csp.export.convert",
+    "tflite": "keras_csp.export.convert",
+    "QUANTIZE_MODES": "keras_csp.export.convert",
+    "IO_TYPES": "keras_csp.export.convert",
+    "ExportReport": "keras_csp.export.report",
+    "evaluate_keras": "keras_csp.export.accuracy",
+    "compare_accuracy": "keras_csp.export.accuracy",
+    "to_tf_keras": "keras_csp.export.twin",
+    "TWINS": "keras_csp.export.twin",
+    "PixelNormalization": "keras_csp.export.serving",
+    "build_serving": "keras_csp.export.serving",
+    "gpu_check": "keras_csp.export.gpu",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'keras_csp.export' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

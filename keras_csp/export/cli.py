@@ -1,0 +1,278 @@
+"""`keras-csp export | predict | evaluate`.
+
+`add_parser(subparsers)` adds the three commands to an argparse parser and `run(args)` runs the
+chosen one; `main(argv)` is a standalone entry (`python -m keras_csp.export.cli ...`). `predict`
+and `evaluate` import only `keras_csp.lite` (numpy, a TFLite runtime, Pillow), so they work on a
+device without TensorFlow; `export` imports TensorFlow when it runs.
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+COMMANDS = ("export", "predict", "evaluate")
+_FORMATS = ("savedmodel", "tflite")
+
+
+def add_parser(subparsers):
+    """Adds `export`, `predict` and `evaluate` to `subparsers` (from `add_subparsers`)."""
+    e = subparsers.add_parser(
+        "export",
+        help="write a SavedModel or a .tflite file (fp16, int8, QAT, pruning) with a report",
+        description="Export a model for deployment; prints size, ops and the GPU-delegate verdict.",
+    )
+    e.add_argument("model", metavar="MODEL_OR_FILE",
+                   help="architecture name (see `keras-csp models`) or a .keras file")
+    e.add_argument("--format", default="tflite", help="savedmodel or tflite (default)")
+    e.add_argument("-o", "--output", default=None,
+                   help="output file (.tflite) or folder (SavedModel); default from the model name")
+    e.add_argument("--quantize", default="none",
+                   help="tflite only: none, fp16, dynamic, int8 or qat (default none)")
+    e.add_argument("--io", default="float",
+                   help="int8/qat only: float (default), int8 or uint8 model inputs and outputs")
+    e.add_argument("--data", default=None,
+                   help="folder of images: calibration for int8, fine-tuning for qat and --prune")
+    e.add_argument("--calibration-steps", type=int, default=100,
+                   help="at most this many calibration images (default 100)")
+    e.add_argument("--prune", type=float, default=None,
+                   help="magnitude-prune conv/dense kernels to this sparsity (0..1) with tfmot")
+    e.add_argument("--epochs", type=int, default=1, help="fine-tuning epochs (qat, --prune)")
+    e.add_argument("--steps", type=int, default=None, help="fine-tuning steps per epoch")
+    e.add_argument("--learning-rate", type=float, default=1e-5, help="fine-tuning learning rate")
+    e.add_argument("--batch-size", type=int, default=8, help="fine-tuning batch size")
+    e.add_argument("--input-size", type=int, default=None,
+                   help="square input size (default: the model's own, or the architecture's)")
+    e.add_argument("--weights", default=None, help="weights for an architecture name")
+    e.add_argument("--classes", type=int, default=1000, help="classes for an architecture name")
+    e.add_argument("--resize", default="none",
+                   help="fit --data images to the input: none (must match), crop or stretch")
+    e.add_argument("--no-gpu-substitutes", action="store_true",
+                   help="keep layers the GPU delegate cannot run instead of their equivalents")
+    e.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    p = subparsers.add_parser(
+        "predict",
+        help="run a .tflite model on image files (top-5 classes or boxes); no TensorFlow needed",
+    )
+    p.add_argument("model", metavar="MODEL.tflite")
+    p.add_argument("images", metavar="IMAGE", nargs="+")
+    p.add_argument("--top", type=int, default=5, help="classes to print (default 5)")
+    p.add_argument("--labels", default=None, help="text file with one class name per line")
+    p.add_argument("--draw", default=None, metavar="OUT.png",
+                   help="detectors: draw the boxes of the (single) image into this PNG")
+    p.add_argument("--score-threshold", type=float, default=0.25,
+                   help="detectors: smallest score shown (default 0.25)")
+    p.add_argument("--resize", default="none",
+                   help="none (the image must have the model's size), crop or stretch")
+    p.add_argument("--backend", default=None, help="litert, tflite-runtime or tensorflow")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+    v = subparsers.add_parser(
+        "evaluate",
+        help="top-1/top-5 of a .tflite classifier on a folder with one subfolder per class",
+    )
+    v.add_argument("model", metavar="MODEL.tflite")
+    v.add_argument("--data", required=True, help="folder with one subfolder of images per class")
+    v.add_argument("--resize", default="none", help="none, crop or stretch")
+    v.add_argument("--batch-size", type=int, default=32)
+    v.add_argument("--backend", default=None, help="litert, tflite-runtime or tensorflow")
+    v.add_argument("--json", action="store_true", help="print JSON")
+    return subparsers
+
+
+def run(args):
+    """Runs `args.command` (one of COMMANDS); raises ValueError on bad input."""
+    return {"export": _export, "predict": _predict, "evaluate": _evaluate}[args.command](args)
+
+
+# ------------------------------------------------------------------------------------ export
+
+
+def _load_model(spec, args):
+    path = Path(spec)
+    if path.suffix == ".keras":
+        if not path.is_file():
+            raise ValueError(f"MODEL_OR_FILE={spec!r} does not exist; allowed: a .keras file.")
+        from keras_csp.models import load_model
+
+        return load_model(path), path.stem
+    from keras_csp.models import build_model
+    from keras_csp.models.config import MODEL_CONFIGS, get_config
+
+    if spec.lower() not in MODEL_CONFIGS:
+        raise ValueError(
+            f"MODEL_OR_FILE={spec!r} is neither a .keras file nor an architecture; allowed: a "
+            f".keras file or one of {', '.join(sorted(MODEL_CONFIGS))}."
+        )
+    size = args.input_size or get_config(spec).default_size
+    model = build_model(
+        spec, input_shape=(size, size, 3), weights=args.weights, classes=args.classes
+    )
+    return model, spec.lower()
+
+
+def _export(args):
+    if args.format not in _FORMATS:
+        raise ValueError(
+            f"--format={args.format!r} does not exist; allowed: {', '.join(_FORMATS)}."
+        )
+    if args.format == "savedmodel" and (args.quantize or "none") != "none":
+        raise ValueError(
+            f"--quantize={args.quantize!r} applies to --format tflite; allowed with savedmodel: "
+            "none."
+        )
+    try:
+        from keras_csp.export import convert
+    except ImportError as e:
+        raise ImportError(
+            f"`keras-csp export` needs TensorFlow and Keras ({e}); install keras-csp with its "
+            "dependencies. On a device without them, `predict` and `evaluate` work."
+        ) from e
+
+    if args.format == "tflite":  # check the choices before building or loading anything
+        convert.check_choice(args.quantize, convert.QUANTIZE_MODES, "quantize")
+        convert.check_choice(args.io, convert.IO_TYPES, "io")
+    model, stem = _load_model(args.model, args)
+    if args.format == "savedmodel":
+        output = args.output or f"{stem}_savedmodel"
+        report = convert.saved_model(
+            model, output, input_size=args.input_size, verbose=not args.json
+        )
+    else:
+        suffix = "" if args.quantize == "none" else f"_{args.quantize}"
+        output = args.output or f"{stem}{suffix}.tflite"
+        report = convert.tflite(
+            model,
+            output,
+            quantize=args.quantize,
+            input_size=args.input_size,
+            io=args.io,
+            representative_data=args.data if args.quantize in ("int8", "qat") else None,
+            calibration_steps=args.calibration_steps,
+            train_data=args.data if (args.quantize == "qat" or args.prune is not None) else None,
+            epochs=args.epochs,
+            steps=args.steps,
+            learning_rate=args.learning_rate,
+            batch_size=args.batch_size,
+            prune=args.prune,
+            resize=args.resize,
+            gpu_substitutes=not args.no_gpu_substitutes,
+            verbose=not args.json,
+        )
+    if args.json:
+        print(report.to_json())
+    return report
+
+
+# ------------------------------------------------------------------------- predict, evaluate
+
+
+def _labels(path):
+    if path is None:
+        return None
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"--labels={str(path)!r} does not exist; allowed: a text file.")
+    return [line.strip() for line in path.read_text().splitlines()]
+
+
+def _name(index, labels):
+    return labels[index] if labels and 0 <= index < len(labels) else str(index)
+
+
+def _predict(args):
+    from keras_csp import lite
+
+    if args.top < 1:
+        raise ValueError(f"--top={args.top}; allowed: an integer >= 1.")
+    lite.check_resize(args.resize, "--resize")
+    labels = _labels(args.labels)
+    model = lite.LiteModel(args.model, backend=args.backend)
+    if args.draw is not None:
+        if model.kind != "detector":
+            raise ValueError(
+                f"--draw={args.draw!r} draws boxes, but {args.model!r} is a {model.kind}; "
+                "allowed: --draw with a detector model."
+            )
+        if len(args.images) != 1:
+            raise ValueError(
+                f"--draw={args.draw!r} takes one image; got {len(args.images)}: allowed: one IMAGE."
+            )
+    results = []
+    for path in args.images:
+        image = lite.load_image(path, size=model.input_size, resize=args.resize)
+        outputs = model(image)
+        if model.kind == "classifier":
+            top = lite.top_k(outputs["probabilities"][0], args.top)
+            results.append(
+                {"image": path, "top": [
+                    {"class": i, "name": _name(i, labels), "probability": p} for i, p in top
+                ]}
+            )
+        elif model.kind == "detector":
+            boxes = lite.detections(outputs, 0, args.score_threshold)
+            results.append(
+                {"image": path, "boxes": [
+                    {"box": [x1, y1, x2, y2], "score": s, "class": c, "name": _name(c, labels)}
+                    for x1, y1, x2, y2, s, c in boxes
+                ]}
+            )
+            if args.draw is not None:
+                lite.draw_boxes(image, boxes, args.draw, labels)
+        else:
+            results.append(
+                {"image": path, "outputs": {k: list(v.shape) for k, v in outputs.items()}}
+            )
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return results
+    for r in results:
+        print(r["image"])
+        for rank, t in enumerate(r.get("top", []), 1):
+            print(f"  {rank}. {t['name']:<24} {t['probability']:.4f}")
+        if "boxes" in r:
+            print(f"  {len(r['boxes'])} box(es) with score > {args.score_threshold}")
+            for b in r["boxes"]:
+                x1, y1, x2, y2 = b["box"]
+                print(f"  {b['name']:<16} {b['score']:.3f}  x1 {x1:.1f} y1 {y1:.1f} "
+                      f"x2 {x2:.1f} y2 {y2:.1f}")
+        for name, shape in r.get("outputs", {}).items():
+            print(f"  {name}: {shape}")
+    if args.draw is not None:
+        print(f"boxes drawn to {args.draw}")
+    return results
+
+
+def _evaluate(args):
+    from keras_csp import lite
+
+    lite.check_resize(args.resize, "--resize")
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size={args.batch_size}; allowed: an integer >= 1.")
+    model = lite.LiteModel(args.model, backend=args.backend)
+    result = lite.evaluate(model, args.data, resize=args.resize, batch_size=args.batch_size)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(
+            f"{args.model}: top-1 {result['top1']:.4f}, top-5 {result['top5']:.4f} on "
+            f"{result['count']} images of {result['classes']} classes ({model.backend})"
+        )
+    return result
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="keras-csp", description=__doc__.splitlines()[0])
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    try:
+        run(args)
+    except (ValueError, ImportError) as e:
+        print(f"keras-csp: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

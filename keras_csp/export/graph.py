@@ -1,0 +1,59 @@
+"""Replaying a functional Keras 3 model layer by layer, with a hook for each layer call.
+
+The tf_keras twin (`twin.py`) and the GPU substitutions (`gpu.py`) both rebuild a model this way:
+they walk the same graph in the same order and decide, per layer, what to call instead. Nested
+functional models (a backbone inside the export wrapper) are walked through, so the result is one
+flat graph, which is also what tfmot needs.
+"""
+
+import keras
+
+
+def is_functional(layer):
+    return isinstance(layer, keras.Model) and hasattr(layer, "_nodes_by_depth")
+
+
+def check_functional(model, argument="model"):
+    if not is_functional(model):
+        raise ValueError(
+            f"{argument}={model!r} is not a functional Keras model; allowed: a model built by "
+            "keras_csp (or any `keras.Model(inputs, outputs)`), not a subclassed model."
+        )
+
+
+def replay(model, inputs, call_layer):
+    """Runs the graph of `model` on `inputs` (a flat list), calling `call_layer(layer, args,
+    kwargs)` for each layer call.
+
+    Returns the outputs in the structure of `model`'s outputs (a tensor, list or dict).
+    """
+    check_functional(model)
+    values = {id(t): v for t, v in zip(model.inputs, inputs)}
+    by_depth = model._nodes_by_depth
+    for depth in sorted(by_depth, reverse=True):
+        for node in by_depth[depth]:
+            if node.is_input:
+                continue
+            args, kwargs = node.arguments.fill_in(values)
+            layer = node.operation
+            if is_functional(layer):
+                result = replay(layer, keras.tree.flatten(args), call_layer)
+            else:
+                result = call_layer(layer, args, kwargs)
+            for tensor, value in zip(node.outputs, keras.tree.flatten(result)):
+                values[id(tensor)] = value
+    outputs = [values[id(t)] for t in model.outputs]
+    return keras.tree.pack_sequence_as(model._outputs_struct, outputs)
+
+
+def layers_in_graph(model):
+    """Every layer that `replay` would call, nested models flattened, in call order."""
+    seen, result = set(), []
+    for depth in sorted(model._nodes_by_depth, reverse=True):
+        for node in model._nodes_by_depth[depth]:
+            layer = node.operation
+            if node.is_input or id(layer) in seen:
+                continue
+            seen.add(id(layer))
+            result.extend(layers_in_graph(layer) if is_functional(layer) else [layer])
+    return result

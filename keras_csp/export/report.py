@@ -1,0 +1,59 @@
+"""The report every export prints: what was written, how big, which ops, GPU verdict, notes."""
+
+import dataclasses
+import json
+
+
+@dataclasses.dataclass
+class ExportReport:
+    path: str
+    format: str  # "savedmodel" or "tflite"
+    quantize: str  # "none", "fp16", "dynamic", "int8", "qat" ("none" for a SavedModel)
+    size_bytes: int
+    ops: dict  # op name -> count (TFLite ops, or TF op types of the serving function)
+    kind: str  # "classifier", "detector" or "backbone"
+    inputs: list  # [{"name", "shape", "dtype", "quantization"}]
+    outputs: list
+    gpu_compatible: bool = None  # None: not a TFLite file
+    analyzer_verdict: str = ""
+    gpu_issues: list = dataclasses.field(default_factory=list)
+    notes: list = dataclasses.field(default_factory=list)
+    analyzer_output: str = dataclasses.field(default="", repr=False)
+
+    def to_dict(self, analyzer_output=False):
+        d = dataclasses.asdict(self)
+        if not analyzer_output:
+            d.pop("analyzer_output")
+        return d
+
+    def to_json(self):
+        return json.dumps(self.to_dict(), indent=2, default=str)
+
+    def summary(self):
+        mode = f" ({self.quantize})" if self.format == "tflite" else ""
+        lines = [
+            f"exported {self.kind} to {self.path}: {self.format}{mode}, "
+            f"{self.size_bytes:,} bytes ({self.size_bytes / 2**20:.2f} MiB)",
+        ]
+        for label, tensors in (("input", self.inputs), ("output", self.outputs)):
+            for t in tensors:
+                q = t.get("quantization")
+                qtext = f", scale {q[0]:.6g} zero point {q[1]}" if q and q[0] else ""
+                lines.append(f"  {label:<6} {t['name']}: {t['shape']} {t['dtype']}{qtext}")
+        ops = ", ".join(f"{name} x{count}" for name, count in sorted(self.ops.items()))
+        lines.append(f"  ops ({sum(self.ops.values())}): {ops}")
+        if self.gpu_compatible is None:
+            lines.append(f"  GPU delegate: {self.analyzer_verdict or 'n/a'}")
+        else:
+            verdict = "compatible" if self.gpu_compatible else "NOT compatible"
+            lines.append(f"  GPU delegate: {verdict}")
+            lines.append(f"    analyzer: {self.analyzer_verdict}")
+            if self.gpu_issues:
+                lines.extend(f"    op check: {issue}" for issue in self.gpu_issues)
+            else:
+                lines.append("    op check: every op is one the GPU delegate implements, <= 4-D")
+        lines.extend(f"  note: {note}" for note in self.notes)
+        return "\n".join(lines)
+
+    def __str__(self):
+        return self.summary()

@@ -1,0 +1,575 @@
+"""On-device runtime for keras_csp's `.tflite` models: no TensorFlow, no Keras.
+
+Needs numpy and one interpreter runtime, tried in this order: `ai-edge-litert` (LiteRT), then
+`tflite-runtime`, then TensorFlow's `tf.lite.Interpreter` as a last resort (set
+`KERAS_CSP_LITE_BACKEND` to `litert`, `tflite-runtime` or `tensorflow` to choose). Image files are
+decoded with Pillow (PNG, JPEG, BMP, GIF), which is small and installs everywhere numpy does.
+
+    from keras_csp import lite
+    model = lite.LiteModel("cspresnext50.tflite")
+    image = lite.load_image("cat.jpg", size=model.input_size, resize="crop")
+    probabilities = model(image)["probabilities"][0]
+    lite.top_k(probabilities, 5)
+
+An exported model takes raw pixel values and normalizes them itself (see
+`keras_csp/export/serving.py` for the contract: input `images`, outputs `probabilities`, or
+`boxes`/`scores`/`classes` for detectors, or named features).
+"""
+
+import dataclasses
+import importlib
+import os
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+BACKENDS = ("litert", "tflite-runtime", "tensorflow")
+_BACKEND_MODULES = {
+    "litert": "ai_edge_litert.interpreter",
+    "tflite-runtime": "tflite_runtime.interpreter",
+    "tensorflow": "tensorflow",
+}
+IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
+RESIZE_MODES = ("none", "crop", "stretch")
+# timm's evaluation crop for the CSPNet checkpoints (resize to size / 0.887, center crop).
+DEFAULT_CROP_FRACTION = 0.887
+
+
+def interpreter_class(backend=None):
+    """`(backend name, Interpreter class)`: the first runtime that imports, or the one asked for."""
+    backend = backend or os.environ.get("KERAS_CSP_LITE_BACKEND") or None
+    if backend is not None and backend not in BACKENDS:
+        raise ValueError(f"backend={backend!r} does not exist; allowed: {', '.join(BACKENDS)}.")
+    for name in (backend,) if backend else BACKENDS:
+        try:
+            module = importlib.import_module(_BACKEND_MODULES[name])
+        except ImportError:
+            continue
+        return name, (module.lite.Interpreter if name == "tensorflow" else module.Interpreter)
+    raise ImportError(
+        "no TFLite runtime found; install one: pip install ai-edge-litert (or tflite-runtime, or "
+        "tensorflow)" + (f" (asked for backend={backend!r})" if backend else "")
+    )
+
+
+def _check_model_file(path):
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"model={str(path)!r} does not exist; allowed: a .tflite file.")
+    with open(path, "rb") as f:
+        head = f.read(8)
+    # A TFLite flatbuffer carries the file identifier "TFL3" at bytes 4..8.
+    if len(head) < 8 or head[4:8] != b"TFL3":
+        raise ValueError(
+            f"model={str(path)!r} is not a TFLite model (no TFL3 identifier); allowed: a .tflite "
+            "file written by `keras-csp export --format tflite`."
+        )
+    return path
+
+
+# The TFLite schema (tensorflow/lite/schema/schema.fbs) as far as the bounds check below needs it:
+# table -> {field index: kind}. Kinds: "str", "[str]"-like vectors "[N]" of N-byte scalars,
+# "[Table]" vectors of tables, "Table" a table, "*" a table of any type (unions), "$" a buffer.
+_SCHEMA = {
+    "Model": {1: "[OperatorCode]", 2: "[SubGraph]", 3: "str", 4: "[Buffer]", 5: "[4]",
+              6: "[Metadata]", 7: "[SignatureDef]"},
+    "OperatorCode": {1: "str"},
+    "SubGraph": {0: "[Tensor]", 1: "[4]", 2: "[4]", 3: "[Operator]", 4: "str"},
+    "Tensor": {0: "[4]", 3: "str", 4: "QuantizationParameters", 6: "*", 7: "[4]", 9: "[*]"},
+    "QuantizationParameters": {0: "[4]", 1: "[4]", 2: "[4]", 3: "[8]", 5: "*"},
+    "Operator": {1: "[4]", 2: "[4]", 4: "*", 5: "[1]", 7: "[1]", 8: "[4]", 12: "*"},
+    "Buffer": {0: "[1]"},
+    "Metadata": {0: "str"},
+    "SignatureDef": {0: "[TensorMap]", 1: "[TensorMap]", 2: "str", 3: "str"},
+    "TensorMap": {0: "str"},
+}
+
+
+def verify_tflite_bytes(data):
+    """Raises ValueError if a TFLite flatbuffer points outside itself (e.g. a truncated file).
+
+    tflite-runtime 2.14 does not verify models before reading them and crashes (SIGSEGV/SIGBUS)
+    on a truncated file; this walks every table, vector and string of the schema with bounds
+    checks first. It checks structure, not meaning (the interpreter checks indices itself).
+    """
+    size = len(data)
+
+    def u32(pos):
+        if pos < 0 or pos + 4 > size:
+            raise ValueError(f"offset {pos} is past the end ({size} bytes)")
+        return int.from_bytes(data[pos : pos + 4], "little")
+
+    def table(pos, kind):
+        if pos + 4 > size:
+            raise ValueError(f"table at {pos} is past the end ({size} bytes)")
+        vtable = pos - int.from_bytes(data[pos : pos + 4], "little", signed=True)
+        if vtable < 0 or vtable + 4 > size:
+            raise ValueError(f"table at {pos} has its vtable outside the file")
+        vsize = int.from_bytes(data[vtable : vtable + 2], "little")
+        tsize = int.from_bytes(data[vtable + 2 : vtable + 4], "little")
+        if vsize < 4 or vtable + vsize > size or pos + tsize > size:
+            raise ValueError(f"table at {pos} extends past the end ({size} bytes)")
+        fields = _SCHEMA.get(kind, {})
+        for index, field_kind in fields.items():
+            slot = 4 + 2 * index
+            if slot + 2 > vsize:
+                continue
+            offset = int.from_bytes(data[vtable + slot : vtable + slot + 2], "little")
+            if offset == 0:
+                continue
+            if offset + 4 > tsize:
+                raise ValueError(f"field {index} of a {kind} lies outside its table")
+            where = pos + offset
+            value(where + u32(where), field_kind)
+        if kind == "Buffer" and vsize >= 10:  # offset/size of data kept after the flatbuffer
+            start, length = (_u64_field(data, vtable, pos, i) for i in (1, 2))
+            if start > 1 and start + length > size:
+                raise ValueError(f"buffer data at {start}+{length} is past the end ({size} bytes)")
+
+    def value(pos, kind):
+        if kind == "str":
+            length = u32(pos)
+            if pos + 4 + length + 1 > size:
+                raise ValueError(f"string at {pos} extends past the end ({size} bytes)")
+        elif kind.startswith("["):
+            inner = kind[1:-1]
+            length = u32(pos)
+            width = int(inner) if inner.isdigit() else 4
+            if pos + 4 + length * width > size:
+                raise ValueError(f"vector at {pos} extends past the end ({size} bytes)")
+            if not inner.isdigit():
+                for i in range(length):
+                    element = pos + 4 + 4 * i
+                    table(element + u32(element), inner)
+        else:
+            table(pos, kind)
+
+    if size < 8:
+        raise ValueError(f"only {size} bytes")
+    table(u32(0), "Model")
+
+
+def _u64_field(data, vtable, pos, index):
+    """A uint64 field of a table (0 when absent); its bytes lie inside the checked table."""
+    slot = vtable + 4 + 2 * index
+    offset = int.from_bytes(data[slot : slot + 2], "little")
+    return int.from_bytes(data[pos + offset : pos + offset + 8], "little") if offset else 0
+
+
+@dataclasses.dataclass
+class TensorInfo:
+    name: str
+    shape: tuple  # -1 for dynamic dimensions
+    dtype: np.dtype
+    scale: float
+    zero_point: int
+
+    @property
+    def quantized(self):
+        return self.scale != 0.0 and np.issubdtype(self.dtype, np.integer)
+
+
+def _tensor_info(name, detail):
+    scale, zero_point = detail.get("quantization", (0.0, 0))
+    shape = detail.get("shape_signature", detail["shape"])
+    return TensorInfo(name, tuple(int(s) for s in shape), np.dtype(detail["dtype"]), float(scale),
+                      int(zero_point))
+
+
+class LiteModel:
+    """A keras_csp `.tflite` model, run with the best available interpreter.
+
+    Call it with images of shape (height, width, 3) or (batch, height, width, 3) holding pixel
+    values 0..255 (uint8 or float); it returns a dict of float32 arrays, dequantized when the model
+    has integer outputs.
+    """
+
+    def __init__(self, path, num_threads=None, backend=None):
+        self.path = _check_model_file(path)
+        self.backend, interpreter = interpreter_class(backend)
+        content = self.path.read_bytes()
+        try:
+            verify_tflite_bytes(content)
+        except ValueError as e:
+            raise ValueError(
+                f"model={str(self.path)!r} is truncated or corrupt ({e}); allowed: a complete "
+                ".tflite file."
+            ) from None
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice
+                # From the bytes just checked (a mapped file that changes could still crash).
+                self._interpreter = interpreter(model_content=content, num_threads=num_threads)
+        except (ValueError, RuntimeError) as e:
+            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ValueError(
+                f"model={str(self.path)!r} cannot be read as a TFLite model (truncated or "
+                f"corrupt?): {reason}; allowed: a complete .tflite file."
+            ) from None
+        signatures = self._interpreter.get_signature_list()
+        if signatures:
+            key = "serving_default" if "serving_default" in signatures else sorted(signatures)[0]
+            self._runner = self._interpreter.get_signature_runner(key)
+            inputs = self._runner.get_input_details()
+            outputs = self._runner.get_output_details()
+            self.inputs = [_tensor_info(n, d) for n, d in inputs.items()]
+            self.outputs = [_tensor_info(n, d) for n, d in outputs.items()]
+        else:  # a model without signatures: tensors in file order
+            self._runner = None
+            self._interpreter.allocate_tensors()
+            inputs = self._interpreter.get_input_details()
+            self.inputs = [_tensor_info(d["name"], d) for d in inputs]
+            self.outputs = [
+                _tensor_info(d["name"], d) for d in self._interpreter.get_output_details()
+            ]
+        if len(self.inputs) != 1 or len(self.inputs[0].shape) != 4:
+            raise ValueError(
+                f"model={str(self.path)!r} has inputs {[(i.name, i.shape) for i in self.inputs]}; "
+                "allowed: one image input of shape (batch, height, width, channels)."
+            )
+
+    @property
+    def input(self):
+        return self.inputs[0]
+
+    @property
+    def input_size(self):
+        """(height, width) of the images the model takes."""
+        return tuple(self.input.shape[1:3])
+
+    @property
+    def output_names(self):
+        return [o.name for o in self.outputs]
+
+    @property
+    def kind(self):
+        names = set(self.output_names)
+        if "probabilities" in names:
+            return "classifier"
+        if {"boxes", "scores"} <= names:
+            return "detector"
+        return "backbone"
+
+    def _check_images(self, images):
+        images = np.asarray(images)
+        if images.ndim == 3:
+            images = images[None]
+        h, w, c = self.input.shape[1:]
+        if images.ndim != 4 or not np.issubdtype(images.dtype, np.number):
+            raise ValueError(
+                f"images of shape {images.shape} and dtype {images.dtype} are not allowed; "
+                f"allowed: ({h}, {w}, {c}) or (batch, {h}, {w}, {c}) pixel values 0..255."
+            )
+        if images.shape[-1] != c:
+            raise ValueError(
+                f"images have {images.shape[-1]} channels; the model takes {c}: allowed: "
+                f"({h}, {w}, {c}) or (batch, {h}, {w}, {c}) arrays of RGB pixels."
+            )
+        if (h > 0 and images.shape[1] != h) or (w > 0 and images.shape[2] != w):
+            raise ValueError(
+                f"images are {images.shape[2]}x{images.shape[1]}; the model takes {w}x{h}: "
+                "allowed: images of that size (load_image(..., resize='crop') resizes)."
+            )
+        return images
+
+    def _encode(self, images):
+        info = self.input
+        if info.quantized:
+            limits = np.iinfo(info.dtype)
+            q = np.round(images.astype("float32") / info.scale + info.zero_point)
+            return np.clip(q, limits.min, limits.max).astype(info.dtype)
+        return images.astype(info.dtype)
+
+    @staticmethod
+    def _decode(info, value):
+        value = np.asarray(value)
+        if info.quantized:
+            return (value.astype("float32") - info.zero_point) * info.scale
+        return value.astype("float32") if value.dtype != np.float32 else value
+
+    def __call__(self, images):
+        images = self._encode(self._check_images(images))
+        fixed = self.input.shape[0]
+        if fixed > 0 and len(images) != fixed:  # a fixed-batch model: run it chunk by chunk
+            chunks = []
+            for start in range(0, len(images), fixed):
+                chunk = images[start : start + fixed]
+                pad = fixed - len(chunk)
+                if pad:
+                    chunk = np.concatenate([chunk, np.repeat(chunk[-1:], pad, axis=0)])
+                chunks.append(self._run(chunk))
+            return {
+                name: np.concatenate([c[name] for c in chunks])[: len(images)] for name in chunks[0]
+            }
+        return self._run(images)
+
+    def _run(self, images):
+        if self._runner is not None:
+            results = self._runner(**{self.input.name: images})
+            return {o.name: self._decode(o, results[o.name]) for o in self.outputs}
+        it = self._interpreter
+        detail = it.get_input_details()[0]
+        if tuple(detail["shape"]) != images.shape:
+            it.resize_tensor_input(detail["index"], images.shape)
+            it.allocate_tensors()
+        it.set_tensor(detail["index"], images)
+        it.invoke()
+        return {
+            o.name: self._decode(o, it.get_tensor(d["index"]))
+            for o, d in zip(self.outputs, it.get_output_details())
+        }
+
+    predict = __call__
+
+    def ops(self):
+        """Op names in execution order (a private but long-stable interpreter call)."""
+        return [d["op_name"] for d in self._interpreter._get_ops_details()]
+
+
+# ---------------------------------------------------------------------------------------- images
+
+
+def _pil():
+    try:
+        from PIL import Image
+    except ImportError:
+        raise ImportError(
+            "decoding image files needs Pillow: pip install pillow (or pass decoded arrays)"
+        ) from None
+    return Image
+
+
+def check_resize(resize, argument="resize"):
+    if resize not in RESIZE_MODES:
+        raise ValueError(
+            f"{argument}={resize!r} does not exist; allowed: {', '.join(RESIZE_MODES)}."
+        )
+
+
+def load_image(path, size=None, resize="none", crop_fraction=DEFAULT_CROP_FRACTION):
+    """An RGB image file as a uint8 (height, width, 3) array.
+
+    `size` is (height, width) the model takes. `resize="none"` requires the file to have that
+    size already; "stretch" resizes to it; "crop" resizes so that the center `crop_fraction` of
+    the image covers it and cuts the center out (timm's evaluation transform). Grayscale, RGBA
+    and other non-RGB files are refused rather than silently converted.
+    """
+    check_resize(resize)
+    Image = _pil()
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"image={str(path)!r} does not exist; allowed: an image file.")
+    try:
+        with Image.open(path) as img:
+            img.load()
+            mode = img.mode
+            if mode == "P" and "transparency" not in img.info:
+                img = img.convert("RGB")
+                mode = "RGB"
+            if mode != "RGB":
+                raise ValueError(
+                    f"image={str(path)!r} has mode {mode!r} ({len(img.getbands())} channel(s)); "
+                    "allowed: RGB images (3 channels, no alpha). Convert it first, e.g. "
+                    "PIL.Image.open(path).convert('RGB')."
+                )
+            if size is not None:
+                img = _fit(img, tuple(size), resize, crop_fraction, path, Image)
+            return np.asarray(img, dtype=np.uint8).copy()
+    except (OSError, SyntaxError, Image.DecompressionBombError) as e:
+        raise ValueError(
+            f"image={str(path)!r} is not an image file that can be decoded ({type(e).__name__}: "
+            f"{e}); allowed: {', '.join(IMAGE_EXTENSIONS)} files."
+        ) from None
+
+
+def _fit(img, size, resize, crop_fraction, path, Image):
+    h, w = size
+    if img.size == (w, h):
+        return img
+    if resize == "none":
+        raise ValueError(
+            f"image={str(path)!r} is {img.size[0]}x{img.size[1]}; the model takes {w}x{h}: "
+            "allowed: an image of that size, or resize='crop' or 'stretch'."
+        )
+    if resize == "stretch":
+        return img.resize((w, h), Image.BILINEAR)
+    if not 0 < crop_fraction <= 1:
+        raise ValueError(f"crop_fraction={crop_fraction!r}; allowed: 0 < crop_fraction <= 1.")
+    scale = max(h / crop_fraction / img.size[1], w / crop_fraction / img.size[0])
+    new_w = max(w, int(round(img.size[0] * scale)))
+    new_h = max(h, int(round(img.size[1] * scale)))
+    img = img.resize((new_w, new_h), Image.BILINEAR)
+    left, top = (new_w - w) // 2, (new_h - h) // 2
+    return img.crop((left, top, left + w, top + h))
+
+
+def list_images(folder):
+    """Image files under `folder` (recursively), sorted."""
+    folder = Path(folder)
+    return sorted(
+        p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+    )
+
+
+def image_folder(folder, argument="data"):
+    """`(files, labels, class_names)` of a folder with one subfolder per class.
+
+    Classes are the sorted subfolder names, as `keras.utils.image_dataset_from_directory` orders
+    them, so the label indices are those a Keras model trained from such a folder uses.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ValueError(
+            f"{argument}={str(folder)!r} is not a folder; allowed: a folder with one subfolder of "
+            "images per class."
+        )
+    class_names = sorted(p.name for p in folder.iterdir() if p.is_dir())
+    files, labels = [], []
+    for label, name in enumerate(class_names):
+        for path in list_images(folder / name):
+            files.append(path)
+            labels.append(label)
+    if not files:
+        raise ValueError(
+            f"{argument}={str(folder)!r} holds no images in class subfolders; allowed: a folder "
+            f"with one subfolder per class holding {', '.join(IMAGE_EXTENSIONS)} files."
+        )
+    return files, np.array(labels), class_names
+
+
+# --------------------------------------------------------------------------------------- results
+
+
+def top_k(probabilities, k=5):
+    """`[(class index, probability)]`, highest first."""
+    p = np.asarray(probabilities).reshape(-1)
+    order = np.argsort(-p, kind="stable")[:k]
+    return [(int(i), float(p[i])) for i in order]
+
+
+def detections(outputs, index=0, score_threshold=0.25, iou_threshold=0.5, max_detections=100):
+    """`[(x1, y1, x2, y2, score, class)]` of one image from a detector's outputs, best first.
+
+    Outputs after non-max suppression (`boxes` (N, K, 4), `scores` (N, K), `classes`) are read as
+    they are; outputs before it (`scores` (N, A, classes), no `classes`: what a TFLite detector
+    returns) are suppressed here, as keras-cv's NonMaxSuppression does: each anchor keeps its best
+    class, then boxes overlapping a better one by more than `iou_threshold` are dropped.
+    """
+    boxes = np.asarray(outputs["boxes"], dtype="float32")[index].reshape(-1, 4)
+    scores = np.asarray(outputs["scores"], dtype="float32")[index]
+    if "classes" not in outputs and scores.ndim == 2:
+        classes = np.argmax(scores, axis=-1)
+        scores = scores[np.arange(len(scores)), classes]
+        keep = _suppress(boxes, scores, score_threshold, iou_threshold, max_detections)
+        return [(*map(float, boxes[i]), float(scores[i]), int(classes[i])) for i in keep]
+    scores = scores.reshape(-1)
+    classes = np.asarray(outputs.get("classes", np.zeros_like(scores)))[index].reshape(-1)
+    count = len(scores)
+    if "num_detections" in outputs:
+        count = min(count, int(np.asarray(outputs["num_detections"]).reshape(-1)[index]))
+    result = [
+        (*map(float, boxes[i]), float(scores[i]), int(round(float(classes[i]))))
+        for i in range(count)
+        if scores[i] > score_threshold
+    ]
+    return sorted(result, key=lambda d: -d[4])[:max_detections]
+
+
+def _suppress(boxes, scores, score_threshold, iou_threshold, max_detections):
+    """Greedy non-max suppression: indices of the kept boxes, best score first."""
+    order = [i for i in np.argsort(-scores, kind="stable") if scores[i] > score_threshold]
+    x1, y1, x2, y2 = boxes.T
+    area = np.maximum(x2 - x1, 0) * np.maximum(y2 - y1, 0)
+    keep = []
+    order = np.array(order, dtype=int)
+    while order.size and len(keep) < max_detections:
+        best, rest = order[0], order[1:]
+        keep.append(int(best))
+        w = np.maximum(np.minimum(x2[best], x2[rest]) - np.maximum(x1[best], x1[rest]), 0)
+        h = np.maximum(np.minimum(y2[best], y2[rest]) - np.maximum(y1[best], y1[rest]), 0)
+        overlap = w * h
+        iou = overlap / np.maximum(area[best] + area[rest] - overlap, 1e-9)
+        order = rest[iou <= iou_threshold]
+    return keep
+
+
+def draw_boxes(image, boxes, path, class_names=None):
+    """Draws `detections(...)` onto a copy of `image` (uint8 HxWx3) and writes it as PNG."""
+    Image = _pil()
+    from PIL import ImageDraw
+
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise ValueError(f"draw={str(path)!r}: the folder {str(path.parent)!r} does not exist.")
+    canvas = Image.fromarray(np.asarray(image, dtype=np.uint8))
+    pen = ImageDraw.Draw(canvas)
+    palette = [(230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48)]
+    for x1, y1, x2, y2, score, cls in boxes:
+        color = palette[cls % len(palette)]
+        left, right = sorted((x1, x2))
+        top, bottom = sorted((y1, y2))
+        pen.rectangle([left, top, right, bottom], outline=color, width=2)
+        label = class_names[cls] if class_names and 0 <= cls < len(class_names) else str(cls)
+        pen.text((left + 2, top + 1), f"{label} {score:.2f}", fill=color)
+    tmp = path.with_name(f".{path.name}.partial")
+    try:
+        canvas.save(tmp, format="PNG")
+        os.replace(tmp, path)
+    except BaseException:
+        if tmp.exists():
+            tmp.unlink()
+        raise
+    return path
+
+
+def evaluate(model, folder, resize="none", batch_size=32, crop_fraction=DEFAULT_CROP_FRACTION):
+    """Top-1 and top-5 accuracy of a classifier `.tflite` (or LiteModel) on a class-per-folder set.
+
+    Images go through the same decoding and resizing as `load_image`, and the model normalizes
+    them itself, so this is the number `keras_csp.export.evaluate_keras` gives for the Keras model
+    on the same folder.
+    """
+    check_resize(resize)
+    model = model if isinstance(model, LiteModel) else LiteModel(model)
+    if model.kind != "classifier":
+        raise ValueError(
+            f"model={str(model.path)!r} is a {model.kind} (outputs {model.output_names}); "
+            "allowed: a classifier, whose output is 'probabilities'."
+        )
+    files, labels, class_names = image_folder(folder)
+    return _accuracy(
+        lambda x: model(x)["probabilities"], model.input_size, files, labels, class_names,
+        resize, batch_size, crop_fraction,
+    )
+
+
+def _accuracy(predict, size, files, labels, class_names, resize, batch_size, crop_fraction):
+    top1 = top5 = 0
+    for start in range(0, len(files), batch_size):
+        chunk = files[start : start + batch_size]
+        images = np.stack([load_image(p, size, resize, crop_fraction) for p in chunk])
+        probs = np.asarray(predict(images))
+        if probs.shape[-1] < len(class_names):
+            raise ValueError(
+                f"the folder has {len(class_names)} classes but the model predicts "
+                f"{probs.shape[-1]}; allowed: a folder whose classes are the model's."
+            )
+        truth = labels[start : start + batch_size]
+        ranked = np.argsort(-probs, axis=-1, kind="stable")
+        top1 += int(np.sum(ranked[:, 0] == truth))
+        top5 += int(np.sum(np.any(ranked[:, :5] == truth[:, None], axis=-1)))
+    n = len(files)
+    return {"top1": top1 / n, "top5": top5 / n, "count": n, "classes": len(class_names)}
+
+
+def main(argv=None):
+    """`python -m keras_csp.lite predict|evaluate ...`: the same commands as `keras-csp`."""
+    from keras_csp.export import cli
+
+    return cli.main(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
