@@ -1,0 +1,53 @@
+"""Data for training: loaders that build tf.data pipelines, and keras-cv augmentation presets.
+
+    data = keras_csp.data.synthetic_shapes()                        # no download, from a seed
+    data = keras_csp.data.image_folder("flowers/", image_size=224)  # class-per-folder JPEG/PNG
+    data = keras_csp.data.coco_detection("instances.json", "images/", image_size=416)
+    train = data.train.as_dataset(32, augment=keras_csp.data.augmenter("classification",
+                                                                       data.num_classes, 224))
+
+Every loader returns an `ImageData` (`.train`, `.validation`, `.class_names`, `.skipped`);
+`Split.as_dataset(batch_size)` gives a shuffled, parallel-decoded, prefetched pipeline. Unreadable
+images are skipped and counted in `ImageData.skipped`, never raised.
+"""
+
+from keras_csp.data.augment import (
+    AUGMENTATION_PRESETS,
+    ClassificationAugmentation,
+    DetectionAugmentation,
+    augmenter,
+    augmentation_options,
+)
+from keras_csp.data.coco import coco_detection
+from keras_csp.data.core import (
+    IMAGE_EXTENSIONS,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    TASKS,
+    ImageData,
+    SkipLog,
+    Split,
+    normalize_images,
+)
+from keras_csp.data.folder import image_folder
+from keras_csp.data.shapes import SHAPES, synthetic_shapes
+
+__all__ = [
+    "AUGMENTATION_PRESETS",
+    "ClassificationAugmentation",
+    "DetectionAugmentation",
+    "IMAGE_EXTENSIONS",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "ImageData",
+    "SHAPES",
+    "SkipLog",
+    "Split",
+    "TASKS",
+    "augmentation_options",
+    "augmenter",
+    "coco_detection",
+    "image_folder",
+    "normalize_images",
+    "synthetic_shapes",
+]

@@ -1,0 +1,349 @@
+"""`TrainConfig`: every option of a training run, from YAML, flags or keyword arguments.
+
+One flat dataclass is the single source of truth: its fields are the YAML keys, the Python keyword
+arguments of `fit_classifier`/`fit_detector`, and the `keras-csp train` flags (`part_ratio` ->
+`--part-ratio`, booleans as `--flag/--no-flag`). Later sources override earlier ones:
+defaults < YAML file < flags / keyword arguments. A key that is not a field is an error that
+lists the valid ones. This module imports neither TensorFlow nor Keras.
+"""
+
+import dataclasses
+import difflib
+import os
+import typing
+from typing import Optional, Tuple
+
+TASKS = ("classification", "detection")
+DATASETS = ("shapes", "folder", "coco")
+FUSIONS = ("full", "first", "last", "none")
+OPTIMIZERS = ("sgd", "adamw")
+SCHEDULES = ("cosine", "constant")
+PRECISIONS = ("none", "float16", "bfloat16")
+STRATEGIES = ("default", "mirrored", "multiworker")
+AUGMENTS = ("classification", "detection", "none")
+MIX_MODES = ("mixup", "cutmix", "mixup_or_cutmix", "none")
+NECKS = ("efm", "gfm", "fpn", "panet")
+BOX_LOSSES = ("ciou", "giou")
+
+
+def _f(default, help, choices=None, group="run"):
+    return dataclasses.field(
+        default=default, metadata={"help": help, "choices": choices, "group": group}
+    )
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    # --- task and model ---
+    task: str = _f("classification", "what to train", TASKS, "model")
+    model: str = _f(
+        "cspresnext50",
+        "architecture name (`keras-csp models`, or a small one of keras_csp.train.SMALL_MODELS); "
+        "for detection, the backbone",
+        None,
+        "model",
+    )
+    part_ratio: float = _f(0.5, "γ of every CSP stage, strictly between 0 and 1", None, "model")
+    fusion: str = _f("full", "CSP fusion; 'none' gives the plain (non-CSP) twin", FUSIONS, "model")
+    input_size: Optional[int] = _f(
+        None, "square input size (default: the data's: 64 shapes, 224 folder, 416 coco)", None, "model"
+    )
+    neck: str = _f("efm", "detection: the neck of CSPDetector", NECKS, "model")
+    attention: Optional[str] = _f("sam", "detection: 'sam', 'spp' or none", None, "model")
+    box_loss: str = _f("ciou", "detection: box loss", BOX_LOSSES, "model")
+    # --- data ---
+    data: str = _f("shapes", "data source", DATASETS, "data")
+    data_path: Optional[str] = _f(
+        None, "folder: the class-per-folder root; coco: the training annotation JSON", None, "data"
+    )
+    images_dir: Optional[str] = _f(None, "coco: the folder of the training images", None, "data")
+    val_data_path: Optional[str] = _f(None, "coco: a validation annotation JSON", None, "data")
+    val_images_dir: Optional[str] = _f(None, "coco: the folder of the validation images", None, "data")
+    validation_split: float = _f(
+        0.1, "folder/coco without a validation file: fraction held out", None, "data"
+    )
+    train_size: int = _f(6000, "shapes: training images", None, "data")
+    val_size: int = _f(1000, "shapes: validation images", None, "data")
+    data_seed: int = _f(0, "seed of the synthetic images and of the validation split", None, "data")
+    bounding_box_format: str = _f("xyxy", "detection: keras-cv box format of the data", None, "data")
+    max_boxes: int = _f(100, "detection: boxes per image after padding", None, "data")
+    # --- augmentation ---
+    augment: Optional[str] = _f(
+        None, "augmentation preset (default: the task's preset)", AUGMENTS, "augmentation"
+    )
+    aug_crop_area: Optional[Tuple[float, float]] = _f(
+        None, "classification: random resized crop area range", None, "augmentation"
+    )
+    aug_aspect_ratio: Optional[Tuple[float, float]] = _f(
+        None, "classification: random resized crop aspect range", None, "augmentation"
+    )
+    aug_flip: Optional[bool] = _f(None, "horizontal flips", None, "augmentation")
+    aug_randaugment_ops: Optional[int] = _f(
+        None, "classification: RandAugment ops per image (0: off)", None, "augmentation"
+    )
+    aug_randaugment_magnitude: Optional[float] = _f(
+        None, "classification: RandAugment magnitude (0-1)", None, "augmentation"
+    )
+    aug_mix: Optional[str] = _f(None, "classification: batch mixing", MIX_MODES, "augmentation")
+    aug_mixup_alpha: Optional[float] = _f(None, "classification: MixUp alpha", None, "augmentation")
+    aug_cutmix_alpha: Optional[float] = _f(None, "classification: CutMix alpha", None, "augmentation")
+    aug_label_smoothing: Optional[float] = _f(
+        None, "classification: label smoothing of the loss", None, "augmentation"
+    )
+    aug_jitter_scale: Optional[Tuple[float, float]] = _f(
+        None, "detection: jittered resize scale range", None, "augmentation"
+    )
+    aug_mosaic: Optional[bool] = _f(None, "detection: mosaic", None, "augmentation")
+    # --- optimization ---
+    epochs: int = _f(10, "epochs to train (resume continues up to this)", None, "optimization")
+    batch_size: int = _f(64, "global batch size (divisible by the replicas)", None, "optimization")
+    steps_per_epoch: Optional[int] = _f(
+        None, "cap on steps per epoch (default: train images // batch size)", None, "optimization"
+    )
+    optimizer: str = _f("sgd", "optimizer", OPTIMIZERS, "optimization")
+    learning_rate: Optional[float] = _f(
+        None,
+        "peak learning rate (default: 0.1 * batch/256 for SGD, 1e-3 * batch/256 for AdamW)",
+        None,
+        "optimization",
+    )
+    momentum: float = _f(0.9, "SGD momentum (Nesterov)", None, "optimization")
+    weight_decay: Optional[float] = _f(
+        None,
+        "decoupled weight decay, not on BN/bias (default: 5e-4 SGD, 0.05 AdamW)",
+        None,
+        "optimization",
+    )
+    schedule: str = _f("cosine", "learning-rate schedule after warm-up", SCHEDULES, "optimization")
+    warmup_epochs: float = _f(1.0, "linear warm-up from 0, in epochs", None, "optimization")
+    min_lr_ratio: float = _f(0.0, "cosine: final / peak learning rate", None, "optimization")
+    clipnorm: Optional[float] = _f(None, "global gradient-norm clipping", None, "optimization")
+    # --- runtime ---
+    mixed_precision: str = _f("none", "mixed precision policy", PRECISIONS, "runtime")
+    jit_compile: bool = _f(False, "compile the training step with XLA", None, "runtime")
+    strategy: str = _f("default", "tf.distribute strategy", STRATEGIES, "runtime")
+    cpu_replicas: int = _f(
+        0,
+        "split the CPU into this many logical devices, one replica each (MirroredStrategy "
+        "without GPUs); must be set before TensorFlow starts",
+        None,
+        "runtime",
+    )
+    seed: int = _f(0, "seed of initialization, data order and augmentation", None, "runtime")
+    deterministic: bool = _f(False, "deterministic TF ops (slower; exact resumes)", None, "runtime")
+    # --- output ---
+    output_dir: str = _f(
+        "runs/train", "where checkpoints, logs, plot, summary and model go", None, "output"
+    )
+    resume: bool = _f(
+        False, "continue from output_dir's latest checkpoint if there is one", None, "output"
+    )
+    overwrite: bool = _f(False, "replace an earlier run's files in output_dir", None, "output")
+    save_every_steps: int = _f(
+        0, "also checkpoint every N steps inside an epoch (0: at epoch ends only)", None, "output"
+    )
+    keep_checkpoints: int = _f(2, "checkpoints kept (oldest deleted)", None, "output")
+    verbose: int = _f(1, "0 silent, 1 progress bar, 2 one line per epoch", None, "output")
+    save_model: bool = _f(True, "write the trained model as model.keras", None, "output")
+
+    def __post_init__(self):
+        self.validate()
+
+    # ------------------------------------------------------------------------------------------
+
+    def validate(self):
+        for f in dataclasses.fields(self):
+            choices = f.metadata.get("choices")
+            value = getattr(self, f.name)
+            if choices and value is not None and value not in choices:
+                raise ValueError(
+                    f"{f.name}={value!r} is not allowed; allowed: {', '.join(map(repr, choices))}."
+                )
+        _positive("epochs", self.epochs)
+        _positive("batch_size", self.batch_size)
+        _positive("train_size", self.train_size)
+        _positive("max_boxes", self.max_boxes)
+        _positive("keep_checkpoints", self.keep_checkpoints)
+        _non_negative("val_size", self.val_size)
+        _non_negative("save_every_steps", self.save_every_steps)
+        _non_negative("cpu_replicas", self.cpu_replicas)
+        if self.steps_per_epoch is not None:
+            _positive("steps_per_epoch", self.steps_per_epoch)
+        if self.input_size is not None:
+            _positive("input_size", self.input_size)
+        if not 0.0 < self.part_ratio < 1.0:
+            raise ValueError(
+                f"part_ratio={self.part_ratio!r} is not allowed; allowed: strictly between 0 and 1."
+            )
+        if not 0.0 <= self.validation_split < 1.0:
+            raise ValueError(
+                f"validation_split={self.validation_split!r} is not allowed; allowed: 0 <= x < 1."
+            )
+        if self.learning_rate is not None and not self.learning_rate > 0:
+            raise ValueError(f"learning_rate={self.learning_rate!r}; allowed: a number > 0.")
+        if self.weight_decay is not None and self.weight_decay < 0:
+            raise ValueError(f"weight_decay={self.weight_decay!r}; allowed: a number >= 0.")
+        if self.warmup_epochs < 0:
+            raise ValueError(f"warmup_epochs={self.warmup_epochs!r}; allowed: a number >= 0.")
+        if not 0.0 <= self.min_lr_ratio <= 1.0:
+            raise ValueError(f"min_lr_ratio={self.min_lr_ratio!r}; allowed: 0 to 1.")
+        if self.verbose not in (0, 1, 2):
+            raise ValueError(f"verbose={self.verbose!r} is not allowed; allowed: 0, 1 or 2.")
+        if self.resume and self.overwrite:
+            raise ValueError(
+                "resume=True and overwrite=True contradict each other; allowed: one of them."
+            )
+        if self.attention not in (None, "none", "sam", "spp"):
+            raise ValueError(
+                f"attention={self.attention!r} is not allowed; allowed: 'sam', 'spp' or 'none'."
+            )
+        if self.data in ("folder", "coco") and not self.data_path:
+            raise ValueError(
+                f"data={self.data!r} needs data_path (--data-path): "
+                + ("the class-per-folder root." if self.data == "folder" else "the annotation JSON.")
+            )
+        if self.data == "coco" and not self.images_dir:
+            raise ValueError("data='coco' needs images_dir (--images-dir): the images' folder.")
+        if self.data == "coco" and self.task != "detection":
+            raise ValueError("data='coco' is detection data; allowed with task='detection'.")
+        if self.data == "folder" and self.task != "classification":
+            raise ValueError(
+                "data='folder' is classification data; allowed with task='classification'."
+            )
+
+    # --- derived values -----------------------------------------------------------------------
+
+    def resolved_learning_rate(self):
+        if self.learning_rate is not None:
+            return float(self.learning_rate)
+        base = 0.1 if self.optimizer == "sgd" else 1e-3
+        return base * self.batch_size / 256.0
+
+    def resolved_weight_decay(self):
+        if self.weight_decay is not None:
+            return float(self.weight_decay)
+        return 5e-4 if self.optimizer == "sgd" else 0.05
+
+    def resolved_augment(self):
+        return self.augment or self.task
+
+    def augmentation_overrides(self):
+        """The `aug_*` options that were set, keyed by the preset's option names."""
+        return {
+            f.name[len("aug_") :]: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if f.name.startswith("aug_") and getattr(self, f.name) is not None
+        }
+
+    def to_dict(self):
+        out = dataclasses.asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
+
+    def replace(self, **changes):
+        return build_config(self.to_dict(), changes)
+
+
+def _positive(name, value):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name}={value!r} is not allowed; allowed: an integer >= 1.")
+
+
+def _non_negative(name, value):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name}={value!r} is not allowed; allowed: an integer >= 0.")
+
+
+FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
+
+
+def field_kind(name):
+    """('bool' | 'int' | 'float' | 'str' | 'pair'), from the field's annotation."""
+    hint = typing.get_type_hints(TrainConfig)[name]
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) is typing.Union:
+        hint = next(a for a in args if a is not type(None))
+    if typing.get_origin(hint) in (tuple, Tuple):
+        return "pair"
+    return {bool: "bool", int: "int", float: "float", str: "str"}[hint]
+
+
+def _coerce(name, value):
+    """Converts YAML/keyword values to the field's type; wrong types are a ValueError."""
+    if value is None:
+        return None
+    kind = field_kind(name)
+    bad = ValueError(f"{name}={value!r} is not allowed; allowed: a {kind} value.")
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        raise bad
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad
+        return value
+    if kind == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad
+        return float(value)
+    if kind == "pair":
+        if not isinstance(value, (list, tuple)) or len(value) != 2:
+            raise ValueError(f"{name}={value!r} is not allowed; allowed: a pair [min, max].")
+        return tuple(float(v) for v in value)
+    if not isinstance(value, str):
+        raise bad
+    return value
+
+
+def check_keys(keys, where):
+    unknown = [k for k in keys if k not in FIELDS]
+    if unknown:
+        hints = []
+        for key in unknown:
+            close = difflib.get_close_matches(str(key), FIELDS, n=1)
+            hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        raise ValueError(
+            f"{where}: unknown option(s) {', '.join(hints)}; allowed: {', '.join(FIELDS)}."
+        )
+
+
+def load_yaml(path):
+    """The options of a YAML file as a dict (keys checked against `TrainConfig`)."""
+    import yaml
+
+    if not os.path.isfile(path):
+        raise ValueError(f"config={path!r}: no such file; allowed: a YAML file of TrainConfig keys.")
+    with open(path, encoding="utf-8") as f:
+        try:
+            data = yaml.safe_load(f)
+        except yaml.YAMLError as e:
+            raise ValueError(f"config={path!r} is not valid YAML: {e}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ValueError(f"config={path!r} must hold a mapping of option: value.")
+    data = {str(k).replace("-", "_"): v for k, v in data.items()}
+    check_keys(data, f"config={path!r}")
+    return data
+
+
+def build_config(*sources):
+    """A `TrainConfig` from dicts of options, later ones overriding earlier ones."""
+    merged = {}
+    for source in sources:
+        if not source:
+            continue
+        check_keys(source, "TrainConfig")
+        merged.update(source)
+    kwargs = {k: _coerce(k, v) for k, v in merged.items()}
+    return TrainConfig(**kwargs)
+
+
+def load_config(path=None, **overrides):
+    """`TrainConfig` from an optional YAML file and keyword overrides (which win)."""
+    return build_config(load_yaml(path) if path else None, overrides)
+
+
+def dump_yaml(config):
+    import yaml
+
+    return yaml.safe_dump(config.to_dict(), sort_keys=False)
