@@ -34,7 +34,9 @@ _EXPORTS = {
     "load_model": "keras_csp.models",
     "profile": "keras_csp.profiler",
 }
-_SUBMODULES = ("detection", "export", "layers", "lite", "models", "necks", "weights")
+_SUBMODULES = (
+    "data", "detection", "export", "layers", "lite", "models", "necks", "train", "weights"
+)
 
 __all__ = sorted(_EXPORTS) + list(_SUBMODULES)
 

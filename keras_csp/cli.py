@@ -1,4 +1,5 @@
-"""The `keras-csp` command line: `profile`, `models`, `demo`."""
+"""The `keras-csp` command line: profile, models, demo, train, convert-timm, export, predict,
+evaluate."""
 
 import argparse
 import json
@@ -9,6 +10,8 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from keras_csp.export import cli as export_cli  # imports no TensorFlow
+
+from keras_csp.train import cli as train_cli  # imports no TensorFlow
 
 try:
     from keras_csp.weights import cli as weights_cli
@@ -33,8 +36,8 @@ def _build_parser():
 
     sub.add_parser("models", help="list the architectures")
 
-    d = sub.add_parser("demo", help="profile CSP models against their non-CSP baselines")
-    d.add_argument("--input-size", type=int, default=256)
+    train_cli.add_demo_parser(sub)
+    train_cli.add_parser(sub)
 
     if weights_cli is not None:
         weights_cli.add_parser(sub)
@@ -84,34 +87,18 @@ def _models(args):
         print(f"{name:<14} {config.reference}")
 
 
-def _demo(args):
-    from keras_csp.profiler import profile
-
-    size = args.input_size
-    pairs = [("cspresnext50", "resnext50"), ("cspresnet50", "resnet50"), ("cspdarknet53", "darknet53")]
-    print(f"CSP models against their baselines at {size}x{size} (FLOPs: 2 per multiply-add)\n")
-    rows = []
-    for csp, base in pairs:
-        p_csp, p_base = profile(csp, (size, size, 3)), profile(base, (size, size, 3))
-        print(p_csp.table(), "\n")
-        rows.append((csp, base, p_csp, p_base))
-    print(f"{'model':<14} {'params':>12} {'GFLOPs':>8} {'act. MB':>8}   vs baseline")
-    for csp, base, p_csp, p_base in rows:
-        for name, p in ((base, p_base), (csp, p_csp)):
-            ratio = "" if p is p_base else f"   FLOPs x{p.flops / p_base.flops:.2f}"
-            print(
-                f"{name:<14} {p.params:>12,} {p.flops / 1e9:>8.3f} "
-                f"{p.activation_bytes / 2**20:>8.1f}{ratio}"
-            )
-
-
 def main(argv=None):
     args = _build_parser().parse_args(argv)
     try:
         if args.command in export_cli.COMMANDS:
             export_cli.run(args)
         else:
-            commands = {"profile": _profile, "models": _models, "demo": _demo}
+            commands = {
+                "profile": _profile,
+                "models": _models,
+                "demo": train_cli.run_demo,
+                "train": train_cli.run,
+            }
             if weights_cli is not None:
                 commands[weights_cli.COMMAND] = weights_cli.run
             commands[args.command](args)
