@@ -18,6 +18,14 @@ def test_demo_quick(tmp_path, capsys):
     for r in rows:
         assert 0.0 <= r["val_accuracy"] <= 1.0 and os.path.exists(r["model_file"])
     assert os.path.exists(os.path.join(out, "demo_learning_curves.png"))
+    # The CSP model is exported and each .tflite run with keras_csp.lite on the validation images.
+    assert "Keras vs its TFLite exports" in printed
+    exports = summary["tflite"]
+    assert [e["format"] for e in exports] == ["keras", "fp16", "int8", "qat"]
+    for e in exports[1:]:
+        assert os.path.exists(e["file"]) and 0.0 <= e["top1"] <= 1.0
+    # fp16 weights barely move the probabilities.
+    assert exports[1]["max_prob_diff"] < 1e-2
     assert json.load(open(os.path.join(out, "demo_summary.json")))["rows"][0]["model"] == "cspdarknet_tiny"
     demo.clean(out)
     assert os.listdir(out) == []
