@@ -199,7 +199,8 @@ def run(quick=False, output_dir="saved_models", profile_size=256, verbose=None):
     print(
         f"\nFLOPs at {settings['image_size']}x{settings['image_size']} (2 per multiply-add); "
         "images/s: training steps, after the first. Total demo time "
-        f"{wall:.0f} s.\nWrote {plot}, {', '.join(r['model_file'] for r in rows)} and "
+        f"{wall:.0f} s.\nWrote {plot}, {', '.join(summary['files']['models'])}, "
+        f"{', '.join(summary['files']['tflite'])} and "
         f"{os.path.join(output_dir, 'demo_summary.json')}."
     )
     return summary
