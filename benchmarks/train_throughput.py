@@ -50,11 +50,21 @@ def build_step(name, size, batch, classes, jit_compile):
     return model, run_once
 
 
+def _rss_mb():
+    """Resident memory of this process (Linux /proc), in MiB."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def measure(names, size, batch, steps, warmup, repeats, classes, jit_compile):
     from keras_csp.profiler import profile
 
     runners, results = {}, {}
     for name in names:
+        rss_before = _rss_mb()
         model, run_once = build_step(name, size, batch, classes, jit_compile)
         t = time.perf_counter()
         run_once()  # trace (and compile)
@@ -67,6 +77,9 @@ def measure(names, size, batch, steps, warmup, repeats, classes, jit_compile):
             "params": model.count_params(),
             "flops": profile(model).flops,
             "first_step_s": round(compile_s, 2),
+            # Memory the model's training added to the process (weights, gradients, optimizer
+            # slots, the allocator's activation pools), measured after the warm-up steps.
+            "train_memory_mb": round(_rss_mb() - rss_before),
             "step_s": [],
         }
     for r in range(repeats):
@@ -113,7 +126,10 @@ def main(argv=None):
         f"{args.repeats} x {args.steps} steps\n",
         flush=True,
     )
-    header = f"{'model':<14} {'params':>12} {'GFLOPs':>8} {'ms/step':>9} {'images/s':>9} {'speed-up':>9}"
+    header = (
+        f"{'model':<14} {'params':>12} {'GFLOPs':>8} {'ms/step':>9} {'images/s':>9} "
+        f"{'speed-up':>9} {'mem MB':>7}"
+    )
     print(header)
     print("-" * len(header))
     report = {"device": device, "args": vars(args), "pairs": []}
@@ -129,7 +145,7 @@ def main(argv=None):
             speedup = "" if name == base else f"x{ratio:.2f}"
             print(
                 f"{name:<14} {r['params']:>12,} {r['flops'] / 1e9:>8.2f} {r['ms_per_step']:>9.1f} "
-                f"{r['images_per_second']:>9.1f} {speedup:>9}",
+                f"{r['images_per_second']:>9.1f} {speedup:>9} {r['train_memory_mb']:>7}",
                 flush=True,
             )
         report["pairs"].append({"csp": res[csp], "baseline": res[base]})
