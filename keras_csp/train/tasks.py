@@ -9,6 +9,18 @@ workers, and across the steps of an epoch.
 import math
 
 
+def _description(task, model_name):
+    """What every task's summary says about the run."""
+    return {
+        "task": task.name,
+        "model": model_name,
+        "classes": task.data.num_classes,
+        "input_size": task.image_size,
+        "part_ratio": task.cfg.part_ratio,
+        "fusion": task.cfg.fusion,
+    }
+
+
 class ClassificationTask:
     name = "classification"
     # Reported at each step / epoch: derived from the sums.
@@ -23,14 +35,7 @@ class ClassificationTask:
         self.top_k = min(5, data.num_classes)
 
     def description(self, model_name):
-        return {
-            "task": self.name,
-            "model": model_name,
-            "classes": self.data.num_classes,
-            "input_size": self.image_size,
-            "part_ratio": self.cfg.part_ratio,
-            "fusion": self.cfg.fusion,
-        }
+        return _description(self, model_name)
 
     def build(self, model):
         from keras_csp.train.models import build_classifier
@@ -141,12 +146,7 @@ class DetectionTask:
 
     def description(self, model_name):
         return {
-            "task": self.name,
-            "model": model_name,
-            "classes": self.data.num_classes,
-            "input_size": self.image_size,
-            "part_ratio": self.cfg.part_ratio,
-            "fusion": self.cfg.fusion,
+            **_description(self, model_name),
             "neck": self.cfg.neck,
             "attention": self.cfg.attention,
         }
