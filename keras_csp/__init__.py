@@ -32,6 +32,7 @@ _EXPORTS = {
     "decode_predictions": "keras_csp.preprocessing",
     "preprocess_input": "keras_csp.preprocessing",
     "load_model": "keras_csp.models",
+    "optimize_for_inference": "keras_csp.inference",
     "profile": "keras_csp.profiler",
 }
 _SUBMODULES = (

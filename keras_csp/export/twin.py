@@ -65,12 +65,13 @@ def _plain(value):
     return value is None or isinstance(value, (bool, int, float, str))
 
 
-def same_layer(quantize="native", rename=None):
-    """Entry: the tf_keras layer class of the same name, built from the Keras 3 config."""
+def same_layer(quantize="native", rename=None, class_name=None):
+    """Entry: the tf_keras layer class of the same name (or `class_name`), built from the Keras 3
+    config."""
     renamed = {**_RENAMED, **(rename or {})}
 
     def build(layer):
-        cls = getattr(tf_keras.layers, type(layer).__name__)
+        cls = getattr(tf_keras.layers, class_name or type(layer).__name__)
         accepted = set(inspect.signature(cls.__init__).parameters) | {"name", "trainable"}
         config = {}
         for key, value in layer.get_config().items():
@@ -147,8 +148,10 @@ TWINS = {
     "Flatten": same_layer(),
     "Dropout": same_layer(),
     # keras_csp's own layers (keras_csp/layers/ops.py, keras_csp/export).
+    "GroupedConv2D": same_layer(class_name="Conv2D"),
     "EdgePadMaxPooling2D": keras_op("passthrough"),
     "ChannelSplit": keras_op("passthrough"),
+    "FoldedBatchNormalization": keras_op("passthrough"),
     "PartialShortcut": keras_op("output"),
     "PixelNormalization": keras_op("output"),
     "StableLogSoftmax": keras_op("output"),

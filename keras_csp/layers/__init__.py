@@ -10,6 +10,7 @@ from keras_csp.layers.blocks import (
     partial_bottleneck_block,
 )
 from keras_csp.layers.conv import activation_layer, bn_act_conv, conv_bn_act, padded_conv
+from keras_csp.layers.grouped_conv import GroupedConv2D, fast_grouped_conv_available
 from keras_csp.layers.dense import (
     DENSE_LAYERS,
     dense_block,
@@ -21,7 +22,12 @@ from keras_csp.layers.dense import (
     peleenet_transition,
     two_way_dense_layer,
 )
-from keras_csp.layers.ops import ChannelSplit, EdgePadMaxPooling2D, PartialShortcut
+from keras_csp.layers.ops import (
+    ChannelSplit,
+    EdgePadMaxPooling2D,
+    FoldedBatchNormalization,
+    PartialShortcut,
+)
 from keras_csp.layers.stages import (
     FUSIONS,
     POOLS,
@@ -41,6 +47,8 @@ __all__ = [
     "POOLS",
     "ChannelSplit",
     "EdgePadMaxPooling2D",
+    "FoldedBatchNormalization",
+    "GroupedConv2D",
     "PartialShortcut",
     "activation_layer",
     "basic_block",
@@ -51,6 +59,7 @@ __all__ = [
     "dark_block",
     "dense_block",
     "dense_layer",
+    "fast_grouped_conv_available",
     "densenet_stem",
     "densenet_transition",
     "padded_conv",

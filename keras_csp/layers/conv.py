@@ -9,6 +9,8 @@ state dict maps onto the model by name alone.
 
 import keras
 
+from keras_csp.layers.grouped_conv import GroupedConv2D
+
 # PyTorch's BatchNorm defaults: eps 1e-5 and momentum 0.1, which is Keras momentum 0.9.
 BN_EPSILON = 1e-5
 BN_MOMENTUM = 0.9
@@ -57,7 +59,9 @@ def padded_conv(x, filters, kernel_size=1, strides=1, groups=1, name=None, pad_n
         if pad:
             x = keras.layers.ZeroPadding2D(pad, name=pad_name or f"{name}_pad")(x)
         padding = "valid"
-    return keras.layers.Conv2D(
+    # Grouped convolutions get the fast TF path (see grouped_conv.py); others stay plain Conv2D.
+    conv_class = GroupedConv2D if groups > 1 else keras.layers.Conv2D
+    return conv_class(
         filters,
         kernel_size,
         strides=strides,

@@ -112,3 +112,18 @@ class PartialShortcut(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "strides": self.strides}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class FoldedBatchNormalization(keras.layers.Layer):
+    """Stands where a BatchNormalization was folded into the convolution before it: a no-op.
+
+    `keras_csp.optimize_for_inference` puts it there so that layer names stay unchanged. It takes
+    the arguments BatchNormalization's call takes (`mask`, `training`) and ignores them.
+    """
+
+    def call(self, inputs, training=None, mask=None):
+        return inputs
+
+    def compute_output_shape(self, input_shape):
+        return input_shape

@@ -1,0 +1,145 @@
+"""`optimize_for_inference`: the same model with fewer ops per image, for serving.
+
+Three changes, none of which alters what the model computes (tests assert outputs within 1e-4):
+
+* every `BatchNormalization` that directly follows a convolution (and is that convolution's only
+  consumer) is folded into it: `kernel * gamma / sqrt(var + eps)` and a bias
+  `beta - mean * gamma / sqrt(var + eps)`. The BN layer stays in the graph as a no-op
+  `FoldedBatchNormalization` of the same name, so layer names (and all keyed by them) stay;
+* grouped `Conv2D` layers become `GroupedConv2D` (one `tf.nn.conv2d` instead of Keras' nested XLA
+  function; see `keras_csp.layers.grouped_conv`);
+* `predict` runs one graph function (`model.jit_compile` is set; no optimizer is attached). XLA
+  (`jit_compile=True`) is optional: on CPU it is slower for these convnets (CSPResNeXt50 at
+  256x256, batch 1, 2 cores: 88 ms with XLA vs 56 ms without): TF's oneDNN kernels beat XLA's.
+
+The result is a normal functional Keras model: it saves to `.keras`, exports to SavedModel and
+TFLite, and can be profiled. It is for inference: with BN folded, training it would train a
+different (normalisation-free) network.
+"""
+
+import keras
+import numpy as np
+from keras.src.models.functional import Functional  # what keras.Model(inputs, outputs) builds
+
+from keras_csp.layers.ops import FoldedBatchNormalization
+from keras_csp.layers.grouped_conv import GroupedConv2D, fast_grouped_conv_available
+
+
+def _producer(node):
+    """The layer that produced the single input of `node`, or None."""
+    tensors = node.input_tensors
+    if len(tensors) != 1:
+        return None
+    history = getattr(tensors[0], "_keras_history", None)
+    return history.operation if history is not None else None
+
+
+def _consumers(layer):
+    return [node.operation for node in layer._outbound_nodes]
+
+
+def _feeds_add_then_leaky_relu(bn):
+    """Whether `bn`'s output goes through an Add into a LeakyReLU (a residual block's end).
+
+    TF 2.21's oneDNN graph rewrite fuses Conv2D + BiasAdd + Add + LeakyRelu into one kernel that
+    ignores the slope and uses 0.2 (eager and XLA are right; see tests/test_inference.py). Folding
+    such a BN would create exactly that pattern, so those few BNs stay as they are.
+    """
+    return any(
+        isinstance(add, keras.layers.Add)
+        and any(isinstance(act, keras.layers.LeakyReLU) for act in _consumers(add))
+        for add in _consumers(bn)
+    )
+
+
+def _foldable_pairs(model):
+    """{conv layer name: BN layer name} for every BN that can be folded into its convolution."""
+    output_ids = {id(t) for t in model.outputs}
+    pairs = {}
+    for bn in model.layers:
+        if not isinstance(bn, keras.layers.BatchNormalization) or len(bn._inbound_nodes) != 1:
+            continue
+        if bn.axis not in (-1, [-1], len(bn.input.shape) - 1, [len(bn.input.shape) - 1]):
+            continue
+        conv = _producer(bn._inbound_nodes[0])
+        if (
+            not isinstance(conv, keras.layers.Conv2D)
+            or conv.data_format != "channels_last"
+            or conv.activation not in (None, keras.activations.linear)
+            or len(conv._inbound_nodes) != 1
+            or len(conv._outbound_nodes) != 1  # the BN must be the conv's only consumer
+            or id(conv.output) in output_ids
+            or _feeds_add_then_leaky_relu(bn)
+        ):
+            continue
+        pairs[conv.name] = bn.name
+    return pairs
+
+
+def _folded_weights(conv, bn):
+    """(kernel, bias) of `conv` followed by `bn` in inference mode, computed in float64."""
+    kernel = np.asarray(conv.kernel.numpy(), np.float64)
+    bias = np.asarray(conv.bias.numpy(), np.float64) if conv.use_bias else 0.0
+    channels = kernel.shape[-1]
+    gamma = np.asarray(bn.gamma.numpy(), np.float64) if bn.scale else np.ones(channels)
+    beta = np.asarray(bn.beta.numpy(), np.float64) if bn.center else np.zeros(channels)
+    mean = np.asarray(bn.moving_mean.numpy(), np.float64)
+    var = np.asarray(bn.moving_variance.numpy(), np.float64)
+    scale = gamma / np.sqrt(var + bn.epsilon)
+    return kernel * scale, beta + (bias - mean) * scale
+
+
+def optimize_for_inference(
+    model, fold_batch_norm=True, fast_grouped_conv=True, jit_compile=False
+):
+    """A copy of the functional `model` that computes the same outputs faster (see module doc).
+
+    Args:
+        model: a functional `keras.Model` (every keras_csp model is one).
+        fold_batch_norm: fold each BatchNormalization into the convolution before it.
+        fast_grouped_conv: run grouped convolutions as `GroupedConv2D` (when this TensorFlow
+            build can; otherwise they stay as they are).
+        jit_compile: compile `predict` with XLA (`True`), as a plain graph (`False`), or let
+            Keras decide (`"auto"`).
+
+    Returns:
+        A new `keras.Model` with the same name, inputs, outputs and layer names; `model`
+        itself is not changed.
+    """
+    if not isinstance(model, Functional):
+        raise ValueError(
+            f"model={model!r} is not a functional keras.Model; allowed: a model built from "
+            "keras.Input (every keras_csp builder returns one)."
+        )
+    if jit_compile not in (True, False, "auto"):
+        raise ValueError(f"jit_compile={jit_compile!r} is not allowed; allowed: True, False, 'auto'.")
+    pairs = _foldable_pairs(model) if fold_batch_norm else {}
+    folded_bns = set(pairs.values())
+    use_fast = fast_grouped_conv and fast_grouped_conv_available()
+
+    def clone(layer):
+        config = layer.get_config()
+        if layer.name in folded_bns:
+            return FoldedBatchNormalization(name=layer.name)
+        if isinstance(layer, keras.layers.Conv2D):
+            if layer.name in pairs:
+                config = {**config, "use_bias": True, "bias_initializer": "zeros"}
+            grouped = layer.groups > 1 and use_fast
+            return (GroupedConv2D if grouped else type(layer)).from_config(config)
+        return type(layer).from_config(config)
+
+    optimized = keras.models.clone_model(model, clone_function=clone)
+    originals = {layer.name: layer for layer in model.layers}
+    for layer in optimized.layers:
+        if not layer.weights:  # inputs (which clone_model may rename), activations, folded BNs
+            continue
+        source = originals[layer.name]
+        if layer.name in pairs:
+            kernel, bias = _folded_weights(source, originals[pairs[layer.name]])
+            layer.set_weights([kernel.astype(layer.kernel.dtype), bias.astype(layer.bias.dtype)])
+        else:
+            layer.set_weights(source.get_weights())
+    # Not `compile()`: that would attach an optimizer, which a `.keras` file would then carry.
+    if jit_compile != "auto":
+        optimized.jit_compile = jit_compile
+    return optimized
