@@ -9,12 +9,18 @@ For each model: one SGD training step (forward, loss, backward, update) on rando
 `--warmup` untimed ones. Reports images/s, ms/step and the FLOPs of a forward pass (2 per
 multiply-add). Numbers are only comparable between models measured in the same run on an otherwise
 quiet machine; the order of models alternates between repeats to spread out drift.
+
+Peak memory is measured apart: each model trains `--warmup` + 1 steps in a fresh process of its own,
+which then reports its peak resident memory (VmHWM), next to the peak of a process that imports
+TensorFlow and keras_csp and builds nothing ("runtime"). A shared process would flatter whichever
+model runs second, since the allocator reuses the first one's pools.
 """
 
 import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 
@@ -50,13 +56,37 @@ def build_step(name, size, batch, classes, jit_compile):
     return model, run_once
 
 
-def _rss_mb():
-    """Resident memory of this process (Linux /proc), in MiB."""
+def _peak_rss_mb():
+    """Peak resident memory of this process so far (Linux /proc VmHWM), in MiB."""
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def peak_memory_mb(name, args):
+    """Peak RSS of a fresh process that trains `name` (or builds nothing for name=None)."""
+    cmd = [sys.executable, os.path.abspath(__file__), "--peak-memory-of", name or "runtime"]
+    cmd += ["--size", str(args.size), "--batch", str(args.batch), "--warmup", str(args.warmup)]
+    cmd += ["--classes", str(args.classes), "--mixed-precision", args.mixed_precision]
+    cmd += ["--jit-compile"] if args.jit_compile else []
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return round(float(out.stdout.strip().splitlines()[-1]))
+
+
+def _report_peak_memory(args):
+    """The child side of `peak_memory_mb`: prints the peak RSS as the last line."""
+    import keras_csp.models  # noqa: F401 - the runtime a training process always loads
+
+    if args.peak_memory_of != "runtime":
+        _, run_once = build_step(
+            args.peak_memory_of, args.size, args.batch, args.classes, args.jit_compile
+        )
+        for _ in range(args.warmup + 1):
+            run_once()
+    print(_peak_rss_mb())
+    return 0
 
 
 def measure(names, size, batch, steps, warmup, repeats, classes, jit_compile):
@@ -64,7 +94,6 @@ def measure(names, size, batch, steps, warmup, repeats, classes, jit_compile):
 
     runners, results = {}, {}
     for name in names:
-        rss_before = _rss_mb()
         model, run_once = build_step(name, size, batch, classes, jit_compile)
         t = time.perf_counter()
         run_once()  # trace (and compile)
@@ -77,9 +106,6 @@ def measure(names, size, batch, steps, warmup, repeats, classes, jit_compile):
             "params": model.count_params(),
             "flops": profile(model).flops,
             "first_step_s": round(compile_s, 2),
-            # Memory the model's training added to the process (weights, gradients, optimizer
-            # slots, the allocator's activation pools), measured after the warm-up steps.
-            "train_memory_mb": round(_rss_mb() - rss_before),
             "step_s": [],
         }
     for r in range(repeats):
@@ -111,6 +137,7 @@ def main(argv=None):
     parser.add_argument("--jit-compile", action="store_true")
     parser.add_argument("--mixed-precision", choices=("none", "float16", "bfloat16"), default="none")
     parser.add_argument("--json", default=None, help="also write the results here")
+    parser.add_argument("--peak-memory-of", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     import keras
@@ -118,6 +145,8 @@ def main(argv=None):
 
     if args.mixed_precision != "none":
         keras.config.set_dtype_policy(f"mixed_{args.mixed_precision}")
+    if args.peak_memory_of:
+        return _report_peak_memory(args)
     gpus = tf.config.list_physical_devices("GPU")
     device = f"{len(gpus)} GPU(s)" if gpus else f"CPU ({os.cpu_count()} cores)"
     print(
@@ -126,13 +155,16 @@ def main(argv=None):
         f"{args.repeats} x {args.steps} steps\n",
         flush=True,
     )
+    runtime_mb = peak_memory_mb(None, args)
+    print(f"load average {os.getloadavg()}; a process with TF and keras_csp loaded peaks at "
+          f"{runtime_mb} MB resident\n", flush=True)
     header = (
         f"{'model':<14} {'params':>12} {'GFLOPs':>8} {'ms/step':>9} {'images/s':>9} "
-        f"{'speed-up':>9} {'mem MB':>7}"
+        f"{'speed-up':>9} {'peak MB':>8}"
     )
     print(header)
     print("-" * len(header))
-    report = {"device": device, "args": vars(args), "pairs": []}
+    report = {"device": device, "args": vars(args), "runtime_peak_mb": runtime_mb, "pairs": []}
     for pair in args.pairs:
         csp, base = pair.split(":")
         res = measure(
@@ -141,18 +173,22 @@ def main(argv=None):
         )
         for name in (base, csp):
             r = res[name]
+            r["peak_memory_mb"] = peak_memory_mb(name, args)
             ratio = r["images_per_second"] / res[base]["images_per_second"]
             speedup = "" if name == base else f"x{ratio:.2f}"
             print(
                 f"{name:<14} {r['params']:>12,} {r['flops'] / 1e9:>8.2f} {r['ms_per_step']:>9.1f} "
-                f"{r['images_per_second']:>9.1f} {speedup:>9} {r['train_memory_mb']:>7}",
+                f"{r['images_per_second']:>9.1f} {speedup:>9} {r['peak_memory_mb']:>8}",
                 flush=True,
             )
         report["pairs"].append({"csp": res[csp], "baseline": res[base]})
         keras.backend.clear_session()
+    print(f"\nload average {os.getloadavg()}")
     if args.json:
-        with open(args.json, "w") as f:
+        tmp = f"{args.json}.tmp"
+        with open(tmp, "w") as f:
             json.dump(report, f, indent=2)
+        os.replace(tmp, args.json)
     return 0
 
 
