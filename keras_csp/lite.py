@@ -188,6 +188,7 @@ class LiteModel:
 
     def __init__(self, path, num_threads=None, backend=None):
         self.path = _check_model_file(path)
+        self.num_threads = num_threads
         self.backend, interpreter = interpreter_class(backend)
         content = self.path.read_bytes()
         try:
@@ -326,6 +327,38 @@ class LiteModel:
     def ops(self):
         """Op names in execution order (a private but long-stable interpreter call)."""
         return [d["op_name"] for d in self._interpreter._get_ops_details()]
+
+    def undelegated_ops(self):
+        """Names of the ops that run outside the interpreter's delegate (XNNPACK on CPU).
+
+        The node list keeps the ops a delegate took over, next to the DELEGATE nodes that run
+        them. Walking back from the model's outputs, a tensor no DELEGATE node produces must come
+        from an op the interpreter runs itself. `[]` means the delegate runs the whole graph.
+        """
+        # A fresh interpreter: the delegate takes its nodes over when tensors are allocated, and
+        # the one that runs the model may not have allocated yet (or must not re-allocate).
+        _, interpreter = interpreter_class(self.backend)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            it = interpreter(model_content=self.path.read_bytes(), num_threads=self.num_threads)
+        it.allocate_tensors()
+        nodes = it._get_ops_details()
+        delegates = [n for n in nodes if n["op_name"] == "DELEGATE"]
+        from_delegate = {t for n in delegates for t in n["outputs"]}
+        producer = {t: n for n in nodes if n["op_name"] != "DELEGATE" for t in n["outputs"]}
+        needed = [d["index"] for d in it.get_output_details()]
+        needed += [t for n in delegates for t in n["inputs"]]
+        seen, outside = set(), []
+        while needed:
+            t = needed.pop()
+            if t in seen or t < 0 or t in from_delegate or t not in producer:
+                continue  # model inputs and constants have no producer
+            seen.add(t)
+            node = producer[t]
+            if node["index"] not in {n["index"] for n in outside}:
+                outside.append(node)
+                needed.extend(node["inputs"])
+        return [n["op_name"] for n in sorted(outside, key=lambda n: n["index"])]
 
 
 # ---------------------------------------------------------------------------------------- images

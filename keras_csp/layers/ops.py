@@ -87,6 +87,11 @@ class PartialShortcut(keras.layers.Layer):
     The shortcut is subsampled by `strides` and added to the first `min(C_shortcut, C_residual)`
     channels of the residual; the output has the residual's shape. This is how the authors' Darknet
     ResNet-50/ResNeXt-50 baselines avoid projection convs (the "partial shortcut").
+
+    The subsampling `x[:, ::s, ::s]` is computed as a 1x1 depthwise convolution with a kernel of
+    ones and stride `s` (the same numbers, exactly): TFLite turns a strided slice into a
+    STRIDED_SLICE with non-unit strides, which XNNPACK does not run (nor a 1x1 MAX_POOL_2D), so
+    the graph would fall out of the delegate; DEPTHWISE_CONV_2D stays in it, in float and int8.
     """
 
     def __init__(self, strides=1, **kwargs):
@@ -97,7 +102,8 @@ class PartialShortcut(keras.layers.Layer):
         shortcut, residual = inputs
         s = self.strides
         if s > 1:
-            shortcut = shortcut[:, ::s, ::s]
+            ones = ops.ones((1, 1, shortcut.shape[-1], 1), dtype=shortcut.dtype)
+            shortcut = ops.depthwise_conv(shortcut, ones, strides=s, padding="valid")
         c_short, c_res = shortcut.shape[-1], residual.shape[-1]
         if c_short == c_res:
             return residual + shortcut

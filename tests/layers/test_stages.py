@@ -129,3 +129,31 @@ def test_channel_split_and_partial_shortcut():
     np.testing.assert_array_equal(out[..., 2:], 0.0)
     wide = np.ones((1, 2, 2, 8), "float32")
     np.testing.assert_array_equal(PartialShortcut()([wide, res]).numpy(), 1.0)
+
+
+@pytest.mark.parametrize("size", [8, 9])
+def test_partial_shortcut_subsamples_exactly_as_slicing(size):
+    rng = np.random.default_rng(0)
+    short = rng.normal(size=(2, size, size, 3)).astype("float32")
+    res = rng.normal(size=(2, (size + 1) // 2, (size + 1) // 2, 3)).astype("float32")
+    out = PartialShortcut(strides=2)([short, res]).numpy()
+    np.testing.assert_array_equal(out, res + short[:, ::2, ::2])
+
+
+@pytest.mark.parametrize("quantize", ["none", "int8"])
+def test_partial_shortcut_stays_inside_xnnpack(tmp_path, quantize):
+    # A strided slice would leave the delegate (XNNPACK runs unit-stride slices only).
+    from keras_csp.export import tflite
+    from keras_csp.lite import LiteModel
+
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(8, 3, padding="same", name="c1")(inputs)
+    y = keras.layers.Conv2D(8, 3, strides=2, padding="same", name="c2")(x)
+    model = keras.Model(inputs, PartialShortcut(strides=2, name="short")([x, y]))
+    rng = np.random.default_rng(0)
+    data = [rng.uniform(0, 255, (16, 16, 3)).astype("float32") for _ in range(4)]
+    path = tmp_path / "m.tflite"
+    tflite(model, path, quantize=quantize, batch=1, representative_data=data, verbose=False)
+    lite = LiteModel(path, num_threads=1, backend="tensorflow")
+    assert "STRIDED_SLICE" not in lite.ops()
+    assert lite.undelegated_ops() == []
