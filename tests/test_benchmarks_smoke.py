@@ -1,0 +1,95 @@
+"""The bookkeeping of benchmarks/inference.py on made-up numbers (no timing, no subprocesses)."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from benchmarks import inference, inference_worker  # noqa: E402
+
+
+def _op(index, name, inputs, outputs):
+    return {"index": index, "op_name": name, "inputs": inputs, "outputs": outputs}
+
+
+def test_xnnpack_coverage_finds_the_fallback_op():
+    # 0: conv(t0 -> t1), 1: add(t1 -> t2), 2: softmax(t2 -> t3), 3: dequantize(t3 -> t4);
+    # XNNPACK took {0, 1} (delegate t0 -> t2) and {3} (delegate t3 -> t4); softmax fell back.
+    ops = [
+        _op(0, "CONV_2D", [0, 10], [1]),
+        _op(1, "ADD", [1, 11], [2]),
+        _op(2, "SOFTMAX", [2], [3]),
+        _op(3, "DEQUANTIZE", [3], [4]),
+        _op(4, "DELEGATE", [0, 10, 11], [2]),
+        _op(5, "DELEGATE", [3], [4]),
+    ]
+    coverage = inference_worker.xnnpack_coverage(ops)
+    assert coverage == {"nodes": 4, "delegated": 3, "partitions": 2,
+                        "fallback_ops": {"SOFTMAX": 1}, "full": False}
+    whole = inference_worker.xnnpack_coverage(ops[:2] + [_op(2, "DELEGATE", [0, 10, 11], [2])])
+    assert whole["full"] and whole["fallback_ops"] == {}
+
+
+def test_agreement_counts_ties():
+    expected = np.array([[0.1, 0.9, 0.0], [0.8, 0.1, 0.1]])
+    got = np.array([[0.5, 0.5, 0.0], [0.9, 0.0, 0.1]])  # image 0: a tie that argmax breaks wrongly
+    result = inference_worker.agreement(expected, got)
+    assert result["top1_agreement"] == 0.5
+    assert result["tie_aware_agreement"] == 1.0
+    assert result["images_with_tied_top1"] == 1
+
+
+def _row(model, impl, batch, ms, **extra):
+    return {"model": model, "impl": impl, "batch": batch, "ms": ms, "min_ms": ms, "p90_ms": ms,
+            "load1": 0.5, "source": "x", **extra}
+
+
+def test_report_targets_and_outputs(tmp_path):
+    full = {"nodes": 3, "delegated": 3, "partitions": 1, "fallback_ops": {}, "full": True}
+    result = {
+        "peak": {"start": {"gflops": 100.0}, "end": {"gflops": 90.0}},
+        "models": {"cspresnext50": {"flops": 8e9, "params": 20e6, "weights": "calibrated: x"},
+                   "resnext50": {"flops": 10e9, "params": 25e6, "weights": "calibrated: x"}},
+        "rows": [
+            _row("cspresnext50", "keras", 1, 100.0),
+            _row("cspresnext50", "keras-hub", 1, 200.0),
+            _row("cspresnext50", "timm", 1, 120.0),
+            _row("resnext50", "keras", 1, 125.0),
+            _row("cspresnext50", "tflite-int8", 1, 12.0, xnnpack=full,
+                 agreement={"images": 100, "top1_agreement": 0.99, "tie_aware_agreement": 0.99,
+                            "images_with_tied_top1": 0, "distinct_float_top1": 40}),
+        ],
+        "notes": [], "errors": [], "versions": {"tensorflow": "2.21.0"},
+        "machine": inference.machine(), "date": "2026-01-01",
+        "load_average": {"start": (0.1, 0.1, 0.1), "end": (0.2, 0.2, 0.2)},
+        "args": {"threads": 2, "input_size": 256, "runs": 20, "warmup": 5, "argv": []},
+    }
+    inference.derive(result)
+    row = inference.find(result["rows"], "cspresnext50", "keras", 1)
+    assert row["gflops_per_s"] == 80.0 and row["pct_peak"] == 80.0  # peak: the higher one
+    result["ratios"] = inference.ratios(result)
+    assert result["ratios"][0]["latency_ratio"] == 0.8 and result["ratios"][0]["met"]
+    result["targets"] = inference.targets(result)
+    verdicts = {text: verdict for text, verdict, _ in result["targets"]}
+    assert verdicts["Keras cspresnext50 batch 1 >= 70% of peak"] == "met"
+    assert verdicts["Keras cspresnext50 batch 1 >= 1.8x faster than keras-hub (graph vs graph, "
+                    "XLA vs XLA)"] == "met"
+    assert verdicts["Keras cspresnext50 batch 1 faster than timm (eager PyTorch)"] == "met"
+    assert verdicts["Keras resnext50 batch 1 >= 75% of peak"] == "met"
+    assert verdicts["TFLite int8 cspresnext50 batch 1 <= 13 ms"] == "met"
+    assert verdicts["TFLite fp32 cspresnext50 batch 1 >= 85% of peak"] == "n/a"
+    assert "cspresnext50" in inference.format_report(result)
+    assert inference.markdown(result).count("| cspresnext50 |") == 4
+    inference.plot(result, tmp_path / "inference.png")
+    assert (tmp_path / "inference.png").stat().st_size > 0
+
+
+def test_arguments():
+    args = inference.parse_args(["--impls", "none", "--compare", "timm", "--runs", "20"])
+    assert args.impls == [] and args.compare == ["timm"]
+    args = inference.parse_args(["--impls", "keras,tflite-int8"])
+    assert args.impls == ["keras", "tflite-int8"] and args.compare == ["keras-hub", "timm"]
