@@ -210,7 +210,9 @@ def export_and_compare(model, data, output_dir, name, quick=False):
     """Exports `model` to TFLite (fp16, int8, QAT int8) and compares each file's validation top-1,
     run with `keras_csp.lite`, with the Keras model's on the same raw images.
 
-    Returns rows `{"format", "file", "size_bytes", "top1", "top1_drop", "max_prob_diff"}`.
+    Returns rows `{"format", "file", "size_bytes", "top1", "top1_drop", "agreement",
+    "max_prob_diff"}`; `agreement` is the fraction of images whose top-1 class equals the Keras
+    model's (what quantization changed, whatever the labels say).
     """
     import numpy as np
 
@@ -228,7 +230,7 @@ def export_and_compare(model, data, output_dir, name, quick=False):
     keras_probs = np.asarray(model.predict(normalize_images(images), verbose=0))
     keras_top1 = float(np.mean(np.argmax(keras_probs, -1) == labels))
     rows = [{"format": "keras", "file": None, "size_bytes": None, "top1": keras_top1,
-             "top1_drop": 0.0, "max_prob_diff": 0.0}]
+             "top1_drop": 0.0, "agreement": 1.0, "max_prob_diff": 0.0}]
     modes = {
         "fp16": dict(quantize="fp16"),
         "int8": dict(quantize="int8", representative_data=list(calibration)),
@@ -242,17 +244,21 @@ def export_and_compare(model, data, output_dir, name, quick=False):
         top1 = float(np.mean(np.argmax(probs, -1) == labels))
         rows.append({"format": fmt, "file": path, "size_bytes": os.path.getsize(path),
                      "top1": top1, "top1_drop": keras_top1 - top1,
+                     "agreement": float(np.mean(np.argmax(probs, -1) == np.argmax(keras_probs, -1))),
                      "max_prob_diff": float(np.max(np.abs(probs - keras_probs)))})
     return rows
 
 
 def export_table(rows):
-    lines = [f"{'format':<8} {'size KB':>9} {'val top-1':>9} {'drop (pts)':>10} {'max |dp|':>9}"]
+    lines = [
+        f"{'format':<8} {'size KB':>9} {'val top-1':>9} {'drop (pts)':>10} {'agree':>7} "
+        f"{'max |dp|':>9}"
+    ]
     for r in rows:
         size = f"{r['size_bytes'] / 1024:.0f}" if r["size_bytes"] else "-"
         lines.append(
             f"{r['format']:<8} {size:>9} {r['top1']:>9.4f} {100 * r['top1_drop']:>10.2f} "
-            f"{r['max_prob_diff']:>9.4f}"
+            f"{100 * r['agreement']:>6.1f}% {r['max_prob_diff']:>9.4f}"
         )
     return "\n".join(lines)
 
