@@ -36,7 +36,8 @@ _EXPORTS = {
     "profile": "keras_csp.profiler",
 }
 _SUBMODULES = (
-    "data", "detection", "export", "layers", "lite", "models", "necks", "train", "weights"
+    "data", "detection", "explore", "export", "layers", "lite", "models", "necks", "train",
+    "weights",
 )
 
 __all__ = sorted(_EXPORTS) + list(_SUBMODULES)

@@ -3,11 +3,13 @@
 
     python3.11 tools/dev.py demo           # the main job
     python3.11 tools/dev.py test [ARGS]    # the test suite (ARGS go to pytest)
+    python3.11 tools/dev.py notebooks      # JupyterLab on notebooks/ (ARGS go to `jupyter lab`)
     python3.11 tools/dev.py setup          # environments only
 
-`.venv/` holds the package and its dependencies. `.venv-ref/` holds the PyTorch/timm reference
-that parity tests compare against; it lives apart because timm needs torch and torchvision, which
-TensorFlow does not need, and it is what "another framework's implementation" looks like anyway.
+`.venv/` holds the package and its dependencies, with the `test` and `notebooks` extras.
+`.venv-ref/` holds the PyTorch/timm reference that parity tests compare against; it lives apart
+because timm needs torch and torchvision, which TensorFlow does not need, and it is what "another
+framework's implementation" looks like anyway.
 Each environment is (re)installed only when its requirements change.
 """
 
@@ -58,7 +60,7 @@ def setup_main():
     _ensure(
         VENV,
         [ROOT / "setup.cfg", ROOT / "pyproject.toml"],
-        lambda pip: _run(*pip, "-q", "-e", f"{ROOT}[test]"),
+        lambda pip: _run(*pip, "-q", "-e", f"{ROOT}[test,notebooks]"),
     )
 
 
@@ -82,8 +84,14 @@ def main(argv):
         setup_reference()
         env["KERAS_CSP_REFERENCE_PYTHON"] = str(_bin(REF_VENV, "python"))
         _run(_bin(VENV, "python"), "-m", "pytest", *(rest or ["tests"]), cwd=ROOT, env=env)
+    elif command == "notebooks":
+        setup_main()
+        args = list(rest)
+        if hasattr(os, "geteuid") and os.geteuid() == 0 and "--allow-root" not in args:
+            args.append("--allow-root")  # jupyter refuses to run as root without it
+        _run(_bin(VENV, "jupyter"), "lab", ROOT / "notebooks", *args, cwd=ROOT, env=env)
     else:
-        sys.exit(f"unknown command {command!r}; allowed: demo, test, setup.")
+        sys.exit(f"unknown command {command!r}; allowed: demo, test, notebooks, setup.")
 
 
 if __name__ == "__main__":
