@@ -27,7 +27,8 @@ def test_classification_preset_on_a_tf_data_pipeline():
     images, labels = next(iter(data.train.as_dataset(16, augment=aug)))
     assert isinstance(images, tf.Tensor)
     assert images.shape == (16, 32, 32, 3) and labels.shape == (16, 6)
-    assert float(tf.reduce_min(images)) >= 0.0 and float(tf.reduce_max(images)) <= 255.0
+    # Pixel range kept, up to float rounding of MixUp's convex combination (seen: 255.00002).
+    assert float(tf.reduce_min(images)) >= -1e-3 and float(tf.reduce_max(images)) <= 255.0 + 1e-3
     np.testing.assert_allclose(labels.numpy().sum(1), 1.0, atol=1e-5)
     # Normalization (after augmentation, when both are asked for): ImageNet statistics.
     norm, _ = next(iter(data.train.as_dataset(16, normalize=True)))
