@@ -348,17 +348,17 @@ class LiteModel:
         producer = {t: n for n in nodes if n["op_name"] != "DELEGATE" for t in n["outputs"]}
         needed = [d["index"] for d in it.get_output_details()]
         needed += [t for n in delegates for t in n["inputs"]]
-        seen, outside = set(), []
+        seen, outside = set(), {}  # outside: node index -> node
         while needed:
             t = needed.pop()
             if t in seen or t < 0 or t in from_delegate or t not in producer:
                 continue  # model inputs and constants have no producer
             seen.add(t)
             node = producer[t]
-            if node["index"] not in {n["index"] for n in outside}:
-                outside.append(node)
+            if node["index"] not in outside:
+                outside[node["index"]] = node
                 needed.extend(node["inputs"])
-        return [n["op_name"] for n in sorted(outside, key=lambda n: n["index"])]
+        return [outside[i]["op_name"] for i in sorted(outside)]
 
 
 # ---------------------------------------------------------------------------------------- images
