@@ -149,6 +149,7 @@ TWINS = {
     "Dropout": same_layer(),
     # keras_csp's own layers (keras_csp/layers/ops.py, keras_csp/export).
     "GroupedConv2D": same_layer(class_name="Conv2D"),
+    "FusedBatchNormalization": same_layer(class_name="BatchNormalization"),
     "EdgePadMaxPooling2D": keras_op("passthrough"),
     "ChannelSplit": keras_op("passthrough"),
     "FoldedBatchNormalization": keras_op("passthrough"),

@@ -10,6 +10,7 @@ from keras_csp.layers.blocks import (
     partial_bottleneck_block,
 )
 from keras_csp.layers.conv import activation_layer, bn_act_conv, conv_bn_act, padded_conv
+from keras_csp.layers.fused_batch_norm import FusedBatchNormalization
 from keras_csp.layers.grouped_conv import GroupedConv2D, fast_grouped_conv_available
 from keras_csp.layers.dense import (
     DENSE_LAYERS,
@@ -48,6 +49,7 @@ __all__ = [
     "ChannelSplit",
     "EdgePadMaxPooling2D",
     "FoldedBatchNormalization",
+    "FusedBatchNormalization",
     "GroupedConv2D",
     "PartialShortcut",
     "activation_layer",

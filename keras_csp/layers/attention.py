@@ -11,7 +11,7 @@
 import keras
 from keras import ops
 
-from keras_csp.layers.conv import BN_EPSILON, BN_MOMENTUM
+from keras_csp.layers.conv import batch_norm
 
 PACKAGE = "keras_csp"
 
@@ -80,9 +80,7 @@ def spatial_attention(x, name):
     Layers: `{name}.conv`, `{name}.bn`, `{name}.sigmoid`, `{name}.scale`.
     """
     a = keras.layers.Conv2D(x.shape[-1], 1, use_bias=False, name=f"{name}.conv")(x)
-    a = keras.layers.BatchNormalization(
-        epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=f"{name}.bn"
-    )(a)
+    a = batch_norm(f"{name}.bn")(a)
     a = keras.layers.Activation("sigmoid", name=f"{name}.sigmoid")(a)
     return keras.layers.Multiply(name=f"{name}.scale")([x, a])
 

@@ -9,6 +9,7 @@ state dict maps onto the model by name alone.
 
 import keras
 
+from keras_csp.layers.fused_batch_norm import FusedBatchNormalization
 from keras_csp.layers.grouped_conv import GroupedConv2D
 
 # PyTorch's BatchNorm defaults: eps 1e-5 and momentum 0.1, which is Keras momentum 0.9.
@@ -73,7 +74,8 @@ def padded_conv(x, filters, kernel_size=1, strides=1, groups=1, name=None, pad_n
 
 
 def batch_norm(name):
-    return keras.layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=name)
+    # A BatchNormalization that trains through TF's fused kernel (see fused_batch_norm.py).
+    return FusedBatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=name)
 
 
 def conv_bn_act(

@@ -27,7 +27,7 @@ def test_twin_float_outputs_equal_the_keras_model(tiny_config, variant, pixels):
     assert not any(isinstance(layer, tf_keras.Model) for layer in twin.layers)
     assert len(twin.get_weights()) == len(deploy.get_weights())
     kinds = {type(layer).__name__ for layer in layers_in_graph(deploy)}
-    assert {"PixelNormalization", "Conv2D", "BatchNormalization"} <= kinds
+    assert {"PixelNormalization", "Conv2D", "FusedBatchNormalization"} <= kinds
     assert set(layer_map) == {layer.name for layer in twin.layers if layer.name != "images"}
 
 
