@@ -14,7 +14,8 @@ Quantization modes:
     fp16     float16 weights (half the size), float32 I/O: what the mobile GPU delegate runs best.
     dynamic  int8 weights, float activations quantized on the fly (CPU).
     int8     full-integer: int8 weights and activations calibrated on `representative_data`;
-             I/O float32 (io="float") or quantized pixels (io="int8" / "uint8").
+             I/O float32 (io="float") or quantized pixels (io="int8" / "uint8"). Each CSP
+             bypass gets a requantizing step first, so XNNPACK runs every op (see `int8.py`).
     qat      quantization-aware fine-tuning with tfmot on `train_data`, then full-integer export.
 
 `prune=SPARSITY` (0..1) prunes conv and dense kernels by magnitude with tfmot during fine-tuning on
@@ -27,7 +28,7 @@ import tensorflow as tf
 from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
 from keras_csp.export import data as data_lib
-from keras_csp.export import files, gpu
+from keras_csp.export import files, gpu, int8
 from keras_csp.export.report import ExportReport
 from keras_csp.export.serving import build_serving, resolve_model
 from keras_csp.lite import check_resize
@@ -300,6 +301,10 @@ def tflite(
             f"GPU equivalent available (gpu_substitutes=True): {name}: {why}"
             for name, why in gpu.planned_substitutions(serving.deploy)
         )
+
+    if quantize == "int8":
+        serving.deploy, int8_notes = int8.separate_split_scales(serving.deploy)
+        notes.extend(int8_notes)
 
     samples = None
     if representative_data is not None and quantize in ("int8", "qat"):
