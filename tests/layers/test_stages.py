@@ -3,6 +3,7 @@ import functools
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from keras_csp.layers import (
     ChannelSplit,
@@ -117,9 +118,11 @@ def test_plain_stage():
 
 def test_channel_split_and_partial_shortcut():
     x = np.arange(2 * 4 * 4 * 6, dtype="float32").reshape(2, 4, 4, 6)
-    a, b = ChannelSplit([2, 4])(x)
-    np.testing.assert_array_equal(a, x[..., :2])
-    np.testing.assert_array_equal(b, x[..., 2:])
+    for training in (False, True):
+        a, b, c = ChannelSplit([2, 3, 1])(x, training=training)
+        np.testing.assert_array_equal(a, x[..., :2])
+        np.testing.assert_array_equal(b, x[..., 2:5])
+        np.testing.assert_array_equal(c, x[..., 5:])
 
     short = np.ones((1, 4, 4, 2), "float32")
     res = np.zeros((1, 2, 2, 5), "float32")
@@ -157,3 +160,29 @@ def test_partial_shortcut_stays_inside_xnnpack(tmp_path, quantize):
     lite = LiteModel(path, num_threads=1, backend="tensorflow")
     assert "STRIDED_SLICE" not in lite.ops()
     assert lite.undelegated_ops() == []
+
+
+def test_channel_split_is_one_split_op_in_training_and_slices_otherwise():
+    split = ChannelSplit([2, 4])
+    x = tf.constant(np.random.default_rng(0).normal(size=(2, 3, 3, 6)).astype("float32"))
+
+    def op_types(training):
+        def loss(t):
+            a, b = split(t, training=training)
+            return tf.reduce_sum(a * a) + tf.reduce_sum(3.0 * b)
+
+        def grad(t):
+            with tf.GradientTape() as tape:
+                tape.watch(t)
+                value = loss(t)
+            return tape.gradient(value, t)
+
+        graph = tf.function(grad).get_concrete_function(x).graph
+        return {op.type for op in graph.get_operations()}, grad(x)
+
+    train_ops, train_grad = op_types(True)
+    infer_ops, infer_grad = op_types(False)
+    assert "SplitV" in train_ops and "StridedSliceGrad" not in train_ops
+    assert "StridedSlice" in infer_ops and "SplitV" not in infer_ops
+    np.testing.assert_allclose(train_grad.numpy(), infer_grad.numpy())
+    np.testing.assert_allclose(train_grad[..., 2:].numpy(), 3.0)
