@@ -14,8 +14,9 @@ Quantization modes:
     fp16     float16 weights (half the size), float32 I/O: what the mobile GPU delegate runs best.
     dynamic  int8 weights, float activations quantized on the fly (CPU).
     int8     full-integer: int8 weights and activations calibrated on `representative_data`;
-             I/O float32 (io="float") or quantized pixels (io="int8" / "uint8"). Each CSP
-             bypass gets a requantizing step first, so XNNPACK runs every op (see `int8.py`).
+             I/O float32 (io="float") or quantized pixels (io="int8" / "uint8"). Each split part
+             or LeakyReLU output entering a concatenation gets a requantizing step first, so
+             XNNPACK runs every op (see `int8.py`).
     qat      quantization-aware fine-tuning with tfmot on `train_data`, then full-integer export.
 
 `prune=SPARSITY` (0..1) prunes conv and dense kernels by magnitude with tfmot during fine-tuning on
@@ -303,7 +304,7 @@ def tflite(
         )
 
     if quantize == "int8":
-        serving.deploy, int8_notes = int8.separate_split_scales(serving.deploy)
+        serving.deploy, int8_notes = int8.separate_concat_scales(serving.deploy)
         notes.extend(int8_notes)
 
     samples = None
@@ -323,6 +324,28 @@ def tflite(
 
     holder = freeze(export_model, serving.input_size, serving.named_outputs, batch)
     content = to_tflite(holder, configure(quantize, io, samples))
+    if quantize == "int8":
+        # LeakyReLUs the converter gave too wide a scale elsewhere (see int8.py): once more,
+        # with a requantizing step after exactly those.
+        refused = int8.leaky_relus_outside_xnnpack(content, export_model)
+        if refused:
+            export_model = int8.requantize_after(export_model, refused)
+            holder = freeze(export_model, serving.input_size, serving.named_outputs, batch)
+            content = to_tflite(holder, configure(quantize, io, samples))
+            notes.append(
+                f"int8: XNNPACK refused {len(refused)} LEAKY_RELU op(s) whose output scale was "
+                f"far wider than the input's ({', '.join(refused)}); converted again with a "
+                "requantizing step after them"
+            )
+    if quantize in ("int8", "qat"):
+        outside = collections.Counter(n["op_name"] for n in int8.nodes_outside_xnnpack(content))
+        if outside:
+            notes.append(
+                "XNNPACK (the CPU delegate) leaves to the interpreter: "
+                + ", ".join(f"{count} {op}" for op, count in sorted(outside.items()))
+                + (" (XNNPACK has no int8 SOFTMAX; it is the classifier's last op)"
+                   if "SOFTMAX" in outside else "")
+            )
     files.write_bytes_atomic(path, content)
 
     check = gpu.gpu_check(content)
