@@ -19,9 +19,8 @@ def plot_curves(runs, path, title=None):
             (`epoch`, `loss`, `val_loss`, `accuracy`, `val_accuracy`, `val_mAP`, ...).
         path: the PNG file (written atomically).
     """
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
+    # A bare Figure renders PNG without pyplot, so the caller's backend (a notebook's inline one,
+    # say) is left alone.
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(11, 4.2), dpi=100)
