@@ -15,8 +15,9 @@ Quantization modes:
     dynamic  int8 weights, float activations quantized on the fly (CPU).
     int8     full-integer: int8 weights and activations calibrated on `representative_data`;
              I/O float32 (io="float") or quantized pixels (io="int8" / "uint8"). Each split part
-             or LeakyReLU output entering a concatenation gets a requantizing step first, so
-             XNNPACK runs every op (see `int8.py`).
+             or LeakyReLU output entering a concatenation gets a requantizing step first, and so
+             does any LeakyReLU XNNPACK still refuses in the converted file (converted again),
+             so XNNPACK runs every op of the backbones (see `int8.py`).
     qat      quantization-aware fine-tuning with tfmot on `train_data`, then full-integer export.
 
 `prune=SPARSITY` (0..1) prunes conv and dense kernels by magnitude with tfmot during fine-tuning on
