@@ -76,7 +76,8 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
         )
         # The kernel returns the Bessel-corrected variance; Keras' moving variance averages the
         # biased one (the one the batch was normalized with), so undo the correction.
-        count = tf.cast(tf.size(x, out_type=tf.int64) // tf.shape(x, out_type=tf.int64)[-1], tf.float32)
+        per_channel = tf.size(x, out_type=tf.int64) // tf.shape(x, out_type=tf.int64)[-1]
+        count = tf.cast(per_channel, tf.float32)
         variance = unbiased_variance * tf.math.divide_no_nan(count - 1.0, count)
         # Moving statistics are float32 variables under every dtype policy.
         m = self.momentum
