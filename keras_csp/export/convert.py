@@ -325,21 +325,24 @@ def tflite(
 
     holder = freeze(export_model, serving.input_size, serving.named_outputs, batch)
     content = to_tflite(holder, configure(quantize, io, samples))
-    if quantize == "int8":
-        # LeakyReLUs the converter gave too wide a scale elsewhere (see int8.py): once more,
-        # with a requantizing step after exactly those.
-        refused = int8.leaky_relus_outside_xnnpack(content, export_model)
+    if quantize in ("int8", "qat"):
+        outside_nodes = int8.nodes_outside_xnnpack(content)
+        refused = []
+        if quantize == "int8":
+            refused = int8.refused_leaky_relus(outside_nodes, export_model)
         if refused:
+            # LeakyReLUs the converter gave too wide a scale elsewhere (see int8.py): once more,
+            # with a requantizing step after exactly those.
             export_model = int8.requantize_after(export_model, refused)
             holder = freeze(export_model, serving.input_size, serving.named_outputs, batch)
             content = to_tflite(holder, configure(quantize, io, samples))
+            outside_nodes = int8.nodes_outside_xnnpack(content)
             notes.append(
                 f"int8: XNNPACK refused {len(refused)} LEAKY_RELU op(s) whose output scale was "
                 f"far wider than the input's ({', '.join(refused)}); converted again with a "
                 "requantizing step after them"
             )
-    if quantize in ("int8", "qat"):
-        outside = collections.Counter(n["op_name"] for n in int8.nodes_outside_xnnpack(content))
+        outside = collections.Counter(n["op_name"] for n in outside_nodes)
         if outside:
             notes.append(
                 "XNNPACK (the CPU delegate) leaves to the interpreter: "

@@ -26,7 +26,7 @@ import warnings
 import keras
 from keras import ops
 
-from keras_csp.export.graph import replay
+from keras_csp.export.graph import rebuild
 
 # Builtin ops of the GPU delegate's compatibility table (op names as the interpreter reports them).
 GPU_DELEGATE_OPS = frozenset(
@@ -259,10 +259,5 @@ def substitute(model):
             )(args)
         return made[id(layer)](args[0])
 
-    inputs = [
-        keras.Input(shape=tuple(t.shape[1:]), dtype=t.dtype, name=t._keras_history.operation.name)
-        for t in model.inputs
-    ]
-    outputs = replay(model, inputs, call_layer)
     notes = [f"{name}: {why}" for name, why in plan.items()]
-    return keras.Model(inputs if len(inputs) > 1 else inputs[0], outputs, name=model.name), notes
+    return rebuild(model, call_layer), notes

@@ -1,6 +1,7 @@
 """Replaying a functional Keras 3 model layer by layer, with a hook for each layer call.
 
-The tf_keras twin (`twin.py`) and the GPU substitutions (`gpu.py`) both rebuild a model this way:
+The tf_keras twin (`twin.py`), the GPU substitutions (`gpu.py`) and the int8 requantizing steps
+(`int8.py`) all rebuild a model this way:
 they walk the same graph in the same order and decide, per layer, what to call instead. Nested
 functional models (a backbone inside the export wrapper) are walked through, so the result is one
 flat graph, which is also what tfmot needs.
@@ -44,6 +45,17 @@ def replay(model, inputs, call_layer):
                 values[id(tensor)] = value
     outputs = [values[id(t)] for t in model.outputs]
     return keras.tree.pack_sequence_as(model._outputs_struct, outputs)
+
+
+def rebuild(model, call_layer):
+    """A new Keras 3 model: `model`'s graph replayed on fresh inputs of the same names, shapes and
+    dtypes, with `call_layer` deciding each layer call (see `replay`)."""
+    inputs = [
+        keras.Input(shape=tuple(t.shape[1:]), dtype=t.dtype, name=t._keras_history.operation.name)
+        for t in model.inputs
+    ]
+    outputs = replay(model, inputs, call_layer)
+    return keras.Model(inputs if len(inputs) > 1 else inputs[0], outputs, name=model.name)
 
 
 def layers_in_graph(model):

@@ -21,7 +21,7 @@ fp16 files keep the plain graph.
 The converter can also hand a LeakyReLU a wider scale elsewhere: trained on synthetic shapes,
 CSPDarknet53's last block of stage 3 had its `conv2.act` output take the scale of the residual
 Add after it (0.30 vs 0.11 in). Such cases depend on the data, so the export checks the converted
-file: `leaky_relus_outside_xnnpack` names the LeakyReLU layers whose ops XNNPACK refused, and
+file: `refused_leaky_relus` names the LeakyReLU layers whose ops XNNPACK refused, and
 `requantize_after` adds a `Requantize` after exactly those before converting once more.
 """
 
@@ -31,7 +31,7 @@ import warnings
 import keras
 from keras import ops
 
-from keras_csp.export.graph import layers_in_graph, replay
+from keras_csp.export.graph import layers_in_graph, rebuild
 from keras_csp.layers.ops import ChannelSplit
 
 
@@ -78,7 +78,7 @@ def separate_concat_scales(model):
             args = (parts, *args[1:])
         return layer(*args, **kwargs)
 
-    rebuilt = _rebuild(model, call_layer)
+    rebuilt = rebuild(model, call_layer)
     if not count:
         return model, []
     note = (
@@ -87,16 +87,6 @@ def separate_concat_scales(model):
         "far wider than its input's)"
     )
     return rebuilt, [note]
-
-
-def _rebuild(model, call_layer):
-    """`model`'s graph replayed on fresh inputs with `call_layer` (see `graph.replay`)."""
-    inputs = [
-        keras.Input(shape=tuple(t.shape[1:]), dtype=t.dtype, name=t._keras_history.operation.name)
-        for t in model.inputs
-    ]
-    outputs = replay(model, inputs, call_layer)
-    return keras.Model(inputs if len(inputs) > 1 else inputs[0], outputs, name=model.name)
 
 
 def nodes_outside_xnnpack(content):
@@ -112,14 +102,14 @@ def nodes_outside_xnnpack(content):
     return undelegated_nodes(interpreter)
 
 
-def leaky_relus_outside_xnnpack(content, model):
-    """Names of `model`'s LeakyReLU layers whose ops XNNPACK leaves out of the `.tflite` bytes
-    `content` (`model` being the Keras model they were converted from)."""
+def refused_leaky_relus(nodes, model):
+    """Names of `model`'s LeakyReLU layers among `nodes` (`nodes_outside_xnnpack` of the file
+    converted from `model`)."""
     leaky = {
         layer.name for layer in layers_in_graph(model) if isinstance(layer, keras.layers.LeakyReLU)
     }
     found = set()
-    for node in nodes_outside_xnnpack(content):
+    for node in nodes:
         if node["op_name"] != "LEAKY_RELU":
             continue
         # Tensor names are TF op paths such as "deploy_1/stages.3.blocks.7.conv2.act_1/LeakyRelu"
@@ -142,4 +132,4 @@ def requantize_after(model, layer_names):
             output = Requantize(name=f"{layer.name}.requantize")(output)
         return output
 
-    return _rebuild(model, call_layer)
+    return rebuild(model, call_layer)

@@ -9,7 +9,8 @@ import keras_csp
 from keras_csp import export
 from keras_csp.export.int8 import (
     Requantize,
-    leaky_relus_outside_xnnpack,
+    nodes_outside_xnnpack,
+    refused_leaky_relus,
     requantize_after,
     separate_concat_scales,
 )
@@ -121,7 +122,7 @@ def test_leaky_relu_refused_elsewhere_is_found_and_requantized(tmp_path):
     model = _residual_like(20.0)
     plain = _plain_int8(model, tmp_path / "plain.tflite")
     assert LiteModel(plain, num_threads=1).undelegated_ops() == ["LEAKY_RELU"]
-    assert leaky_relus_outside_xnnpack(plain.read_bytes(), model) == ["act_a"]
+    assert refused_leaky_relus(nodes_outside_xnnpack(plain.read_bytes()), model) == ["act_a"]
 
     path = tmp_path / "int8.tflite"
     report = export.tflite(
