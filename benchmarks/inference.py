@@ -11,7 +11,8 @@ For every model and batch size (1 and 8) it measures the median latency over `--
 
 * keras_csp in Keras/TF: `keras` (the model as built, `tf.function(model(x, training=False))`),
   `keras-xla` (the same with `jit_compile=True`), and, when `keras_csp.optimize_for_inference`
-  exists, `keras-optimized` and `keras-optimized-xla` (its result, graph and XLA);
+  exists, `keras-optimized` and `keras-optimized-xla` (its result, graph and XLA), and
+  `keras-frozen` (its result through `keras_csp.frozen_function`: weights as graph constants);
 * keras_csp's TFLite exports `tflite-fp32`, `tflite-fp16` and full-integer `tflite-int8` (float
   I/O), one file per batch size, run by `keras_csp.lite.LiteModel` under LiteRT (XNNPACK) with
   `--threads` threads. For each file it reports how many nodes XNNPACK delegated and which ops fell
@@ -43,7 +44,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 DEFAULT_MODELS = ("cspresnext50", "resnext50", "cspdarknet53", "darknet53")
-KERAS_IMPLS = ("keras", "keras-xla", "keras-optimized", "keras-optimized-xla")
+KERAS_IMPLS = ("keras", "keras-xla", "keras-optimized", "keras-optimized-xla", "keras-frozen")
 TFLITE_IMPLS = ("tflite-fp32", "tflite-fp16", "tflite-int8")
 IMPLS = KERAS_IMPLS + TFLITE_IMPLS
 PEERS = ("keras-hub", "timm")
@@ -234,7 +235,8 @@ def measure(args, envs, runner, workdir):
         print(f"\n== {name}", flush=True)
         for impl in [i for i in args.impls if i in KERAS_IMPLS]:
             spec = {**base, "model": name, "impl": impl, "weights": weights.get(name),
-                    "optimized": impl.startswith("keras-optimized"),
+                    "optimized": impl.startswith(("keras-optimized", "keras-frozen")),
+                    "frozen": impl == "keras-frozen",
                     "jit_compile": impl.endswith("-xla")}
             out = runner(envs["main"], "keras", spec, f"{impl} {name}")
             merge_versions(out)

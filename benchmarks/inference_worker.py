@@ -196,11 +196,10 @@ def _keras_input(size, batch, seed=0):
     return np.random.default_rng(seed).standard_normal((batch, size, size, 3)).astype("float32")
 
 
-def _time_keras(model, spec, label, jit_compile):
+def _time_keras(predict, spec, label):
     import numpy as np
 
     tf = _tf_threads(spec["threads"])
-    predict = tf.function(lambda x: model(x, training=False), jit_compile=jit_compile)
     rows = []
     for batch in spec["batches"]:
         x = tf.constant(_keras_input(spec["size"], batch))
@@ -212,7 +211,13 @@ def _time_keras(model, spec, label, jit_compile):
         result = time_runs(lambda: np.asarray(predict(x)), spec["runs"], spec["warmup"])
         rows.append({"batch": batch, "first_call_s": first_s, "load1": load1, **result})
         log(f"{label} batch {batch}: {result['ms']:.2f} ms")
-    return rows, predict
+    return rows
+
+
+def _graph_function(model, jit_compile):
+    import tensorflow as tf
+
+    return tf.function(lambda x: model(x, training=False), jit_compile=jit_compile)
 
 
 def task_keras(spec):
@@ -226,17 +231,24 @@ def task_keras(spec):
                                   weights=spec.get("weights"),
                                   classifier_activation=_activation(spec))
     notes = []
+    reference = np.asarray(model(_keras_input(size, 2, seed=1), training=False))
     if spec["optimized"]:
         if not hasattr(keras_csp, "optimize_for_inference"):
             return {"skipped": "keras_csp.optimize_for_inference does not exist in this checkout"}
-        reference = np.asarray(model(_keras_input(size, 2, seed=1), training=False))
         start = time.perf_counter()
         model = keras_csp.optimize_for_inference(model)
         notes.append(f"optimize_for_inference took {time.perf_counter() - start:.1f} s")
-        got = np.asarray(model(_keras_input(size, 2, seed=1), training=False))
-        diff = float(np.max(np.abs(got - reference)))
-        notes.append(f"max |output diff| vs the model as built: {diff:.2e}")
-    rows, _ = _time_keras(model, spec, spec["impl"], spec["jit_compile"])
+    if spec.get("frozen"):
+        if not hasattr(keras_csp, "frozen_function"):
+            return {"skipped": "keras_csp.frozen_function does not exist in this checkout"}
+        predict = keras_csp.frozen_function(model)
+    else:
+        predict = _graph_function(model, spec["jit_compile"])
+    # The function that is timed, against the eager model as built: graph rewrites (grappler's
+    # oneDNN fusions) are where outputs can go wrong.
+    got = np.asarray(predict(_keras_input(size, 2, seed=1)))
+    notes.append(f"max |output diff| vs the model as built: {np.max(np.abs(got - reference)):.2e}")
+    rows = _time_keras(predict, spec, spec["impl"])
     return {"rows": rows, "notes": notes, "versions": _tf_versions()}
 
 
@@ -253,7 +265,7 @@ def task_keras_hub(spec):
 
     _tf_threads(spec["threads"])
     model = build_keras_hub(spec["model"], spec["size"], activation=_activation(spec))
-    rows, _ = _time_keras(model, spec, spec["impl"], spec["jit_compile"])
+    rows = _time_keras(_graph_function(model, spec["jit_compile"]), spec, spec["impl"])
     return {
         "rows": rows,
         "params": _trainable_params(model),

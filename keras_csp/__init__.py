@@ -31,6 +31,7 @@ _EXPORTS = {
     "build_model": "keras_csp.models",
     "decode_predictions": "keras_csp.preprocessing",
     "preprocess_input": "keras_csp.preprocessing",
+    "frozen_function": "keras_csp.inference",
     "load_model": "keras_csp.models",
     "optimize_for_inference": "keras_csp.inference",
     "profile": "keras_csp.profiler",

@@ -36,7 +36,11 @@ def _assert_close(got, expected):
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("name", ["cspresnext50", "cspdarknet53", "densenet121", "csppeleenet"])
+# resnet10: the Darknet-style twins end each block with a PartialShortcut into a LeakyReLU, the
+# pattern TF's oneDNN fusion gets wrong in graph mode (see test_tf_onednn_fusion_bug_...).
+@pytest.mark.parametrize(
+    "name", ["cspresnext50", "cspdarknet53", "densenet121", "csppeleenet", "resnet10"]
+)
 def test_same_outputs_as_the_plain_model(name):
     model = _randomize_batch_norms(
         keras_csp.build_model(name, input_shape=(64, 64, 3), include_top=False)
@@ -108,6 +112,38 @@ def test_tf_onednn_fusion_bug_that_folding_avoids():
     optimized = keras_csp.optimize_for_inference(plain)
     assert type(optimized.get_layer("bn")) is keras.layers.BatchNormalization  # left unfolded
     _assert_close(optimized.predict(x, verbose=0), plain(x).numpy())
+
+
+@pytest.mark.parametrize("name", ["cspresnext50", "resnet10"])
+def test_frozen_function_gives_the_model_outputs_and_keeps_its_weights(name):
+    model = _randomize_batch_norms(
+        keras_csp.build_model(name, input_shape=(64, 64, 3), include_top=False)
+    )
+    x = np.random.default_rng(1).uniform(-1, 1, (2, 64, 64, 3)).astype("float32")
+    expected = _outputs(lambda t: model(t, training=False), x)
+    optimized = keras_csp.optimize_for_inference(model)
+    for fn in (keras_csp.frozen_function(model), keras_csp.frozen_function(optimized, 2)):
+        _assert_close(_outputs(fn, x), expected)
+    # Any batch size unless fixed; a snapshot: later weight changes do not reach it.
+    frozen = keras_csp.frozen_function(optimized)
+    _assert_close(_outputs(frozen, x[:1]), {k: v[:1] for k, v in expected.items()})
+    for w in optimized.weights:
+        w.assign(np.zeros(w.shape, w.dtype))
+    _assert_close(_outputs(frozen, x), expected)
+
+
+def test_frozen_function_bad_input():
+    inputs = keras.Input((4, 4, 3))
+    model = keras.Model(inputs, keras.layers.Conv2D(2, 1)(inputs))
+    for bad in (0, -1, 1.5, "2", True):
+        with pytest.raises(ValueError, match=rf"batch_size={bad!r} is not allowed; allowed: None"):
+            keras_csp.frozen_function(model, batch_size=bad)
+    a, b = keras.Input((4,)), keras.Input((4,))
+    two = keras.Model([a, b], keras.layers.Add()([a, b]))
+    with pytest.raises(ValueError, match="model has 2 inputs; allowed: a model with one input"):
+        keras_csp.frozen_function(two)
+    with pytest.raises(ValueError, match="model=.* has no known inputs"):
+        keras_csp.frozen_function(object())
 
 
 def test_bad_input():
