@@ -49,6 +49,8 @@ def add_parser(subparsers):
                    help="fit --data images to the input: none (must match), crop or stretch")
     e.add_argument("--no-gpu-substitutes", action="store_true",
                    help="keep layers the GPU delegate cannot run instead of their equivalents")
+    e.add_argument("--no-widen-groups", action="store_true",
+                   help="keep grouped convolutions' groups as they are (see export/groups.py)")
     e.add_argument("--json", action="store_true", help="print the report as JSON")
 
     p = subparsers.add_parser(
@@ -158,6 +160,7 @@ def _export(args):
             prune=args.prune,
             resize=args.resize,
             gpu_substitutes=not args.no_gpu_substitutes,
+            widen_groups=not args.no_widen_groups,
             verbose=not args.json,
         )
     if args.json:

@@ -30,7 +30,7 @@ import tensorflow as tf
 from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
 from keras_csp.export import data as data_lib
-from keras_csp.export import files, gpu, int8
+from keras_csp.export import files, gpu, groups, int8
 from keras_csp.export.report import ExportReport
 from keras_csp.export.serving import build_serving, resolve_model
 from keras_csp.lite import check_resize
@@ -236,6 +236,7 @@ def tflite(
     prune=None,
     resize="none",
     gpu_substitutes=True,
+    widen_groups=True,
     decode=None,
     verbose=True,
 ):
@@ -262,6 +263,9 @@ def tflite(
         resize: how folder images are fitted to the input size: "none" (must match), "crop",
             "stretch" (see `keras_csp.lite.load_image`).
         gpu_substitutes: replace layers the GPU delegate cannot run by equivalents (reported).
+        widen_groups: give grouped convolutions with few channels per group block-diagonal
+            groups of 16+ channels, which XNNPACK runs faster (same outputs; see `groups.py`).
+            Not with quantize="qat" or `prune`, which train the weights.
         decode: for detectors, see `saved_model`.
         verbose: print the report.
     """
@@ -303,6 +307,10 @@ def tflite(
             f"GPU equivalent available (gpu_substitutes=True): {name}: {why}"
             for name, why in gpu.planned_substitutions(serving.deploy)
         )
+
+    if widen_groups and quantize != "qat" and prune is None:
+        serving.deploy, widening_notes = groups.widen_groups(serving.deploy)
+        notes.extend(widening_notes)
 
     if quantize == "int8":
         serving.deploy, int8_notes = int8.separate_concat_scales(serving.deploy)
