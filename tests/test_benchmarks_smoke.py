@@ -93,3 +93,23 @@ def test_arguments():
     assert args.impls == [] and args.compare == ["timm"]
     args = inference.parse_args(["--impls", "keras,tflite-int8"])
     assert args.impls == ["keras", "tflite-int8"] and args.compare == ["keras-hub", "timm"]
+
+
+def test_paired_measures_every_model_in_turns_and_pairs_csp_with_its_twin():
+    from benchmarks import paired
+
+    calls = []
+    callables = {label: ((lambda label=label: calls.append(label)), flops) for label, flops in
+                 [("cspresnext50_fp32", 8e9), ("resnext50_fp32", 10e9), ("resnext50_int8", None)]}
+    times = paired.measure(callables, rounds=3, runs=2, warmup=1)
+    assert calls.count("resnext50_int8") == 1 + 3 * 2
+    assert {len(ts) for ts in times.values()} == {6}
+    times = {"cspresnext50_fp32": [8.0, 9.0, 10.0], "resnext50_fp32": [12.0, 10.0, 11.0],
+             "resnext50_int8": [3.0]}
+    rows, pairs = paired.summarize(callables, times)
+    assert rows["cspresnext50_fp32"]["ms"] == 9.0 and rows["resnext50_fp32"]["min_ms"] == 10.0
+    assert rows["resnext50_fp32"]["gflops_per_s"] == 10e9 / 11.0 / 1e6
+    (pair,) = pairs  # the int8 file has no CSP partner of the same variant
+    assert (pair["csp"], pair["twin"]) == ("cspresnext50_fp32", "resnext50_fp32")
+    assert pair["latency_ratio"] == 9.0 / 11.0 and pair["fastest_ratio"] == 8.0 / 10.0
+    assert pair["flops_ratio"] == 0.8

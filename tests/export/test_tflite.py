@@ -115,3 +115,27 @@ def test_fixed_batch_export(tiny_model, tmp_path, pixels, reference):
     assert report.inputs[0]["shape"] == [1, SIZE, SIZE, 3]
     model = lite.LiteModel(tmp_path / "b1.tflite")
     np.testing.assert_allclose(model(pixels)["probabilities"], reference, atol=1e-5)  # 4 runs
+
+
+def test_pixel_normalization_is_one_depthwise_op_with_preprocess_input_numbers():
+    # SUB + MUL by 3-wide constants made XNNPACK broadcast over the narrow channel axis.
+    import warnings
+
+    import keras
+
+    from keras_csp.export import PixelNormalization
+    from keras_csp.preprocessing import preprocess_input
+
+    x = np.random.default_rng(0).uniform(0, 255, (2, 8, 8, 3)).astype("float32")
+    np.testing.assert_allclose(np.asarray(PixelNormalization()(x)), preprocess_input(x),
+                               atol=1e-6)
+    inputs = keras.Input((8, 8, 3))
+    model = keras.Model(inputs, PixelNormalization()(inputs))
+    content = tf.lite.TFLiteConverter.from_keras_model(model).convert()
+    plain = tf.lite.experimental.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice
+        interpreter = tf.lite.Interpreter(model_content=content,
+                                          experimental_op_resolver_type=plain)
+    interpreter.allocate_tensors()
+    assert [op["op_name"] for op in interpreter._get_ops_details()] == ["DEPTHWISE_CONV_2D"]
