@@ -16,8 +16,9 @@ channels per group, in the second 8. XNNPACK's grouped-convolution kernels work 
 channels (or all of them, in a layer narrower than that) whose kernel is block-diagonal: the
 original kernels on the diagonal, exact zeros elsewhere. The convolution computes the same
 numbers (the added terms are products with zero, in float and in int8, whose per-channel weight
-scales do not change), and stays a single grouped CONV_2D. Only the TFLite export uses it, for modes that do not train (a fine-tuned zero would no
-longer be zero); Keras models keep their layers and weights.
+scales do not change), and stays a single grouped CONV_2D. Only the TFLite export uses it, for
+modes that do not train (a fine-tuned zero would no longer be zero); Keras models keep their layers
+and weights (TF's oneDNN grouped convolution is not faster with wider groups).
 """
 
 import keras
