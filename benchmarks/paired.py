@@ -140,11 +140,12 @@ def main(argv=None):
         callables = tflite_callables(args.items, args.threads)
     else:
         callables = keras_callables(args.items, args.size, args.batch, args.threads)
-    load_start = os.getloadavg()[0]
+    load = {"start": os.getloadavg()[0]}
     times = measure(callables, args.rounds, args.runs, args.warmup)
+    load["end"] = os.getloadavg()[0]
     rows, pairs = summarize(callables, times)
     print(f"\n{args.mode}: {args.rounds} rounds x {args.runs} runs, {args.threads} threads, load "
-          f"{load_start:.2f} -> {os.getloadavg()[0]:.2f}")
+          f"{load['start']:.2f} -> {load['end']:.2f}")
     width = max(len(label) for label in rows) + 1
     for label, row in rows.items():
         rate = f"  {row['gflops_per_s']:6.1f} GFLOP/s" if row["gflops_per_s"] else ""
@@ -155,8 +156,8 @@ def main(argv=None):
               f"(fastest runs {pair['fastest_ratio']:.3f}){flops}")
     if args.json:
         Path(args.json).write_text(json.dumps(
-            {"mode": args.mode, "args": vars(args), "rows": rows, "pairs": pairs,
-             "times_ms": times}, indent=1))
+            {"mode": args.mode, "args": vars(args), "load_average": load, "rows": rows,
+             "pairs": pairs, "times_ms": times}, indent=1))
     return rows, pairs
 
 
