@@ -26,7 +26,7 @@ import warnings
 import keras
 from keras import ops
 
-from keras_csp.export.graph import rebuild
+from keras_csp.export.graph import replace_layers
 
 # Builtin ops of the GPU delegate's compatibility table (op names as the interpreter reports them).
 GPU_DELEGATE_OPS = frozenset(
@@ -248,16 +248,12 @@ def substitute(model):
     plan = dict(planned_substitutions(model))
     if not plan:
         return model, []
-    made = {}
 
-    def call_layer(layer, args, kwargs):
-        if layer.name not in plan:
-            return layer(*args, **kwargs)
-        if id(layer) not in made:
-            made[id(layer)] = next(
-                found[1] for found in (rule(layer) for rule in EQUIVALENTS) if found is not None
-            )(args)
-        return made[id(layer)](args[0])
+    def make(layer, args):
+        equivalent = next(
+            found[1] for found in (rule(layer) for rule in EQUIVALENTS) if found is not None
+        )(args)
+        return lambda inputs, *rest, **kwargs: equivalent(inputs)
 
     notes = [f"{name}: {why}" for name, why in plan.items()]
-    return rebuild(model, call_layer), notes
+    return replace_layers(model, plan, make), notes

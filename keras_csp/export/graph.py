@@ -1,7 +1,7 @@
 """Replaying a functional Keras 3 model layer by layer, with a hook for each layer call.
 
-The tf_keras twin (`twin.py`), the GPU substitutions (`gpu.py`) and the int8 requantizing steps
-(`int8.py`) all rebuild a model this way:
+The tf_keras twin (`twin.py`), the GPU substitutions (`gpu.py`), the widened groups (`groups.py`)
+and the int8 requantizing steps (`int8.py`) all rebuild a model this way:
 they walk the same graph in the same order and decide, per layer, what to call instead. Nested
 functional models (a backbone inside the export wrapper) are walked through, so the result is one
 flat graph, which is also what tfmot needs.
@@ -56,6 +56,21 @@ def rebuild(model, call_layer):
     ]
     outputs = replay(model, inputs, call_layer)
     return keras.Model(inputs if len(inputs) > 1 else inputs[0], outputs, name=model.name)
+
+
+def replace_layers(model, names, make):
+    """`rebuild(model)` with each layer named in `names` replaced: `make(layer, args)` (called once
+    per layer, at its first call) returns what to call instead, with the call's args and kwargs."""
+    made = {}
+
+    def call_layer(layer, args, kwargs):
+        if layer.name not in names:
+            return layer(*args, **kwargs)
+        if id(layer) not in made:
+            made[id(layer)] = make(layer, args)
+        return made[id(layer)](*args, **kwargs)
+
+    return rebuild(model, call_layer)
 
 
 def layers_in_graph(model):

@@ -24,7 +24,7 @@ and weights (TF's oneDNN grouped convolution is not faster with wider groups).
 import keras
 import numpy as np
 
-from keras_csp.export.graph import layers_in_graph, rebuild
+from keras_csp.export.graph import layers_in_graph, replace_layers
 
 MIN_GROUP_CHANNELS = 16
 
@@ -79,22 +79,17 @@ def widen_groups(model):
     plan = planned_widenings(model)
     if not plan:
         return model, []
-    made = {}
 
-    def call_layer(layer, args, kwargs):
-        if layer.name not in plan:
-            return layer(*args, **kwargs)
-        if id(layer) not in made:
-            factor = plan[layer.name]
-            wide = type(layer).from_config({**layer.get_config(), "groups": layer.groups // factor})
-            wide.build(args[0].shape)
-            weights = layer.get_weights()
-            weights[0] = block_diagonal_kernel(weights[0], layer.groups, factor)
-            wide.set_weights(weights)
-            made[id(layer)] = wide
-        return made[id(layer)](*args, **kwargs)
+    def make(layer, args):
+        factor = plan[layer.name]
+        wide = type(layer).from_config({**layer.get_config(), "groups": layer.groups // factor})
+        wide.build(args[0].shape)
+        weights = layer.get_weights()
+        weights[0] = block_diagonal_kernel(weights[0], layer.groups, factor)
+        wide.set_weights(weights)
+        return wide
 
-    rebuilt = rebuild(model, call_layer)
+    rebuilt = replace_layers(model, plan, make)
     sizes = sorted({f"{layer.groups} -> {layer.groups // plan[layer.name]}"
                     for layer in layers_in_graph(model) if layer.name in plan})
     note = (
