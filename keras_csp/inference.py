@@ -159,9 +159,9 @@ def frozen_function(model, batch_size=None):
     For serving from Python on CPU. TF's oneDNN convolution caches its filter in the blocked
     layout it computes in only when the filter is a constant; from a variable (every Keras model)
     it reorders the filter on every call. Freezing also lets grappler fold what depends on weights
-    alone. Measured at 256x256, batch 1, 2 cores, after `optimize_for_inference`: CSPResNeXt50
-    61 -> 56 ms, ResNeXt50 66 -> 62 ms, CSPDarknet53 76 -> 72 ms (medians, same process;
-    `benchmarks/inference.py` has the full table).
+    alone. Measured at 256x256, batch 1, 2 cores, after `optimize_for_inference`, the two timed in
+    turns in one process: CSPResNeXt50 54.7 -> 50.1 ms, CSPDarknet53 76.1 -> 71.9 ms (medians;
+    README.md's Speed section has the full tables).
 
     The function is a snapshot: it keeps the weights the model had when it was frozen (freeze
     again after training or loading weights). Outputs equal `model(images, training=False)`
