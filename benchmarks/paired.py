@@ -87,6 +87,8 @@ def measure(callables, rounds, runs, warmup, seed=0):
 
 
 def summarize(callables, times):
+    """(rows, pairs): per label the median and fastest ms (and GFLOP/s when FLOPs are known); per
+    CSP label whose twin (`TWINS`, same suffix after the model name) was timed too, the ratios."""
     rows = {}
     for label, ts in times.items():
         flops = callables[label][1]
@@ -95,10 +97,10 @@ def summarize(callables, times):
                        "gflops_per_s": flops / median / 1e6 if flops else None, "flops": flops}
     pairs = []
     for label in rows:
-        twin = next((rows_label for rows_label in rows
+        twin = next((other for other in rows
                      if _model_key(label) in TWINS
-                     and _model_key(rows_label) == TWINS[_model_key(label)]
-                     and _variant(rows_label) == _variant(label)), None)
+                     and _model_key(other) == TWINS[_model_key(label)]
+                     and _variant(other) == _variant(label)), None)
         if twin is None:
             continue
         pair = {"csp": label, "twin": twin,
