@@ -80,20 +80,22 @@ def widen_groups(model):
     if not plan:
         return model, []
 
+    sizes = set()  # "32 -> 8" per distinct change, for the note
+
     def make(layer, args):
-        factor = plan[layer.name]
-        wide = type(layer).from_config({**layer.get_config(), "groups": layer.groups // factor})
+        groups = layer.groups // plan[layer.name]
+        sizes.add(f"{layer.groups} -> {groups}")
+        wide = type(layer).from_config({**layer.get_config(), "groups": groups})
         wide.build(args[0].shape)
         weights = layer.get_weights()
-        weights[0] = block_diagonal_kernel(weights[0], layer.groups, factor)
+        weights[0] = block_diagonal_kernel(weights[0], layer.groups, plan[layer.name])
         wide.set_weights(weights)
         return wide
 
     rebuilt = replace_layers(model, plan, make)
-    sizes = sorted({f"{layer.groups} -> {layer.groups // plan[layer.name]}"
-                    for layer in layers_in_graph(model) if layer.name in plan})
     note = (
         f"XNNPACK: widened the groups of {len(plan)} grouped convolution(s) to >= "
-        f"{MIN_GROUP_CHANNELS} channels per group, block-diagonal ({', '.join(sizes)} groups)"
+        f"{MIN_GROUP_CHANNELS} channels per group, block-diagonal "
+        f"({', '.join(sorted(sizes))} groups)"
     )
     return rebuilt, [note]

@@ -4,8 +4,8 @@ Built as a small functional helper rather than a composite layer: the model grap
 Keras layers (`Conv2D`, `BatchNormalization`, `LeakyReLU`, or the two subclasses that only change
 how TensorFlow runs them: `GroupedConv2D`, `FusedBatchNormalization`), which keeps `.keras` files
 portable, lets the profiler read every convolution's shape directly, and gives TFLite and tfmot a
-graph of ops they already know. Layer names follow timm's module paths (`stages.1.conv_exp.conv`), so a timm
-state dict maps onto the model by name alone.
+graph of ops they already know. Layer names follow timm's module paths (`stages.1.conv_exp.conv`),
+so a timm state dict maps onto the model by name alone.
 """
 
 import keras
