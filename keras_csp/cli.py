@@ -13,6 +13,8 @@ from keras_csp.export import cli as export_cli  # imports no TensorFlow
 
 from keras_csp.train import cli as train_cli  # imports no TensorFlow
 
+from keras_csp.data import cli as data_cli  # imports no TensorFlow
+
 try:
     from keras_csp.weights import cli as weights_cli
 except ImportError:  # a device with only a TFLite runtime has no h5py: no convert-timm there
@@ -38,6 +40,7 @@ def _build_parser():
 
     train_cli.add_demo_parser(sub)
     train_cli.add_parser(sub)
+    data_cli.add_parser(sub)
 
     if weights_cli is not None:
         weights_cli.add_parser(sub)
@@ -98,6 +101,7 @@ def main(argv=None):
                 "models": _models,
                 "demo": train_cli.run_demo,
                 "train": train_cli.run,
+                data_cli.COMMAND: data_cli.run,
             }
             if weights_cli is not None:
                 commands[weights_cli.COMMAND] = weights_cli.run

@@ -3,6 +3,8 @@
     data = keras_csp.data.synthetic_shapes()                        # no download, from a seed
     data = keras_csp.data.image_folder("flowers/", image_size=224)  # class-per-folder JPEG/PNG
     data = keras_csp.data.coco_detection("instances.json", "images/", image_size=416)
+    data = keras_csp.data.synthetic_shapes("detection", difficulty="hard")  # shapes on photos
+    keras_csp.data.export_coco("shapes_coco/", num_train=1500)  # the same, as COCO JSON + JPEGs
     train = data.train.as_dataset(32, augment=keras_csp.data.augmenter("classification",
                                                                        data.num_classes, 224))
 
@@ -19,6 +21,7 @@ from keras_csp.data.augment import (
     augmentation_options,
 )
 from keras_csp.data.coco import coco_detection
+from keras_csp.data.coco_export import export_coco, write_coco
 from keras_csp.data.core import (
     IMAGE_EXTENSIONS,
     IMAGENET_MEAN,
@@ -47,7 +50,9 @@ __all__ = [
     "augmentation_options",
     "augmenter",
     "coco_detection",
+    "export_coco",
     "image_folder",
     "normalize_images",
     "synthetic_shapes",
+    "write_coco",
 ]

@@ -41,6 +41,7 @@ _UNIT_EXTENT = {name: 1.0 for name in SHAPES}
 _UNIT_EXTENT["cross"] = math.sqrt(1.0 + _CROSS_HALF_WIDTH**2)
 
 BACKGROUNDS = ("solid", "gradient", "stripes")
+DIFFICULTIES = ("easy", "hard")
 BOUNDING_BOX_FORMATS = ("xyxy", "xywh", "yxyx", "center_xywh", "rel_xyxy", "rel_xywh", "rel_yxyx")
 
 
@@ -120,6 +121,13 @@ class ShapeDrawer:
         """Boolean mask of shape number `kind` (index into self.classes) in local coords u, v."""
         import tensorflow as tf
 
+        makers = self._mask_makers(u, v, radius)
+        return tf.switch_case(kind, [makers[name] for name in self.classes])
+
+    def _mask_makers(self, u, v, radius):
+        """name -> function giving that shape's mask; elementwise, so u, v, radius may broadcast."""
+        import tensorflow as tf
+
         r = tf.sqrt(u * u + v * v)
         phi = tf.atan2(v, u)
 
@@ -155,8 +163,7 @@ class ShapeDrawer:
             "star": star,
             "cross": cross,
         }
-        branches = [makers[name] for name in self.classes]
-        return tf.switch_case(kind, branches)
+        return makers
 
     def _radius(self, kind, area):
         """Size parameter that gives shape `kind` the pixel area `area`."""
@@ -321,25 +328,31 @@ def synthetic_shapes(
     area_range=None,
     noise=(0.0, 0.08),
     distractors=2,
-    max_objects=4,
+    max_objects=None,
     bounding_box_format="xyxy",
     max_boxes=None,
+    difficulty="easy",
 ):
     """A labelled data set of drawn shapes, generated from `seed` with no download.
 
     Args:
         task: `"classification"` (one shape per image, label = its class) or `"detection"` (1 to
             `max_objects` shapes per image in distinct grid cells, with their tight boxes).
+        difficulty: detection only: `"easy"` (the grid cells above) or `"hard"`: shapes of
+            widely varying size that overlap and occlude each other, on crops of real
+            photographs, with clutter (see `keras_csp.data.scenes`).
         num_train, num_validation: number of examples in each split. The validation examples use
             indices after the training ones, so the splits never share an image.
         image_size: side of the square images (default 64 for classification, 128 for detection).
         classes: names out of `SHAPES` (default: all six), in label order.
         seed: the data set's seed; the same seed gives the same images everywhere.
-        area_range: shape area as a fraction of the image (classification, default (0.05, 0.16))
-            or of its grid cell (detection, default (0.12, 0.3)).
+        area_range: shape area as a fraction of the image (classification, default (0.05, 0.16);
+            hard detection, drawn log-uniformly, default (0.004, 0.2)) or of its grid cell
+            (easy detection, default (0.12, 0.3)).
         noise: (min, max) standard deviation of the Gaussian pixel noise, on a 0-1 scale.
         distractors: at most this many thin random lines per image.
-        max_objects: detection only: at most this many shapes per image.
+        max_objects: detection only: at most this many shapes per image (default 4 easy, 16
+            hard; hard drops the ones hidden by others, so images hold fewer).
         bounding_box_format: detection only: a keras-cv box format for the labels.
         max_boxes: detection only: batches are padded to this many boxes (default `max_objects`).
 
@@ -350,6 +363,15 @@ def synthetic_shapes(
     from keras_csp.data.core import ImageData, Split, check_task
 
     check_task(task)
+    if difficulty not in DIFFICULTIES:
+        raise ValueError(
+            f"difficulty={difficulty!r} is not allowed; allowed: {', '.join(DIFFICULTIES)}."
+        )
+    hard = difficulty == "hard"
+    if hard and task != "detection":
+        raise ValueError(
+            f"difficulty='hard' is not allowed with task={task!r}; allowed: task='detection'."
+        )
     num_train = _check_int("num_train", num_train, 1)
     num_validation = _check_int("num_validation", num_validation, 0)
     seed = _check_int("seed", seed, 0, 2**40)
@@ -358,9 +380,12 @@ def synthetic_shapes(
     names = _check_classes(classes)
     if area_range is None:
         area_range = (0.05, 0.16) if task == "classification" else (0.12, 0.3)
-    area_range = _check_range("area_range", area_range, 0.005, 0.3)
+        area_range = (0.004, 0.2) if hard else area_range
+    area_range = _check_range("area_range", area_range, *((0.001, 0.5) if hard else (0.005, 0.3)))
     noise = _check_range("noise", noise, 0.0, 0.5)
     distractors = _check_int("distractors", distractors, 0, 16)
+    if max_objects is None:
+        max_objects = 16 if hard else 4
     max_objects = _check_int("max_objects", max_objects, 1, 16)
     if bounding_box_format not in BOUNDING_BOX_FORMATS:
         raise ValueError(
@@ -369,13 +394,21 @@ def synthetic_shapes(
         )
     max_boxes = _check_int("max_boxes", max_objects if max_boxes is None else max_boxes, 1)
 
-    drawer = ShapeDrawer(
-        image_size, names, seed, area_range, noise, distractors, max_objects, task
-    )
+    if hard:
+        from keras_csp.data.scenes import SceneDrawer
+
+        drawer = SceneDrawer(image_size, names, seed, area_range, noise, distractors, max_objects)
+    else:
+        drawer = ShapeDrawer(
+            image_size, names, seed, area_range, noise, distractors, max_objects, task
+        )
 
     def make_loader(offset):
         def load(index_ds, blank):
             import tensorflow as tf
+
+            if hard:
+                drawer.bind()
 
             def draw(index):
                 out = drawer(index + offset)
@@ -413,5 +446,6 @@ def synthetic_shapes(
         class_names=list(names),
         train=train,
         validation=validation,
-        description=f"synthetic_shapes(seed={seed}, {num_train}+{num_validation} images)",
+        description=f"synthetic_shapes(seed={seed}, {num_train}+{num_validation} images"
+        + (", hard)" if hard else ")"),
     )
