@@ -14,6 +14,10 @@ decoded with Pillow (PNG, JPEG, BMP, GIF), which is small and installs everywher
 An exported model takes raw pixel values and normalizes them itself (see
 `keras_csp/export/serving.py` for the contract: input `images`, outputs `probabilities`, or
 `boxes`/`scores`/`classes` for detectors, or named features).
+
+`LiteModel(path, accelerator="gpu")` runs the file on LiteRT's GPU accelerator (ai-edge-litert
+>= 2.3 and a Vulkan device; see `keras_csp/lite_gpu.py`), `"auto"` uses it when it starts and the
+CPU otherwise; `model.gpu_placement` says whether the whole graph is on the GPU.
 """
 
 import dataclasses
@@ -24,6 +28,9 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+
+from keras_csp import lite_gpu as _gpu
+from keras_csp.lite_gpu import ACCELERATORS, GpuUnavailableError, use_swiftshader  # noqa: F401
 
 BACKENDS = ("litert", "tflite-runtime", "tensorflow")
 _BACKEND_MODULES = {
@@ -184,9 +191,15 @@ class LiteModel:
     Call it with images of shape (height, width, 3) or (batch, height, width, 3) holding pixel
     values 0..255 (uint8 or float); it returns a dict of float32 arrays, dequantized when the model
     has integer outputs.
+
+    `accelerator`: "cpu" (the interpreter, with XNNPACK), "gpu" (LiteRT's GPU accelerator; ops it
+    cannot run stay on the CPU and `gpu_placement` names them; raises `GpuUnavailableError`,
+    saying what is missing, where it cannot start) or "auto" (the GPU when it starts, else the
+    CPU with a warning). `self.accelerator` is the one in use.
     """
 
-    def __init__(self, path, num_threads=None, backend=None):
+    def __init__(self, path, num_threads=None, backend=None, accelerator="cpu"):
+        _gpu.check_accelerator(accelerator)
         self.path = _check_model_file(path)
         self.num_threads = num_threads
         self.backend, interpreter = interpreter_class(backend)
@@ -230,6 +243,21 @@ class LiteModel:
                 f"model={str(self.path)!r} has inputs {[(i.name, i.shape) for i in self.inputs]}; "
                 "allowed: one image input of shape (batch, height, width, channels)."
             )
+        self._start_accelerator(accelerator)
+
+    def _start_accelerator(self, accelerator):
+        self.accelerator, self.gpu_placement, self._gpu = "cpu", None, None
+        if accelerator == "cpu":
+            return
+        try:
+            ops = [op for op in self.ops() if op != "DELEGATE"]  # not XNNPACK's own nodes
+            self._gpu = _gpu.GpuRunner(self.path, len(ops), self.num_threads)
+        except (_gpu.GpuUnavailableError, ValueError) as e:  # ValueError: the file refused
+            if accelerator == "gpu":
+                raise
+            warnings.warn(f"accelerator='auto': running on the CPU: {e}", stacklevel=3)
+            return
+        self.accelerator, self.gpu_placement = "gpu", self._gpu.placement
 
     @property
     def input(self):
@@ -292,7 +320,8 @@ class LiteModel:
 
     def __call__(self, images):
         images = self._encode(self._check_images(images))
-        fixed = self.input.shape[0]
+        # The GPU runs the shape it was compiled for (batch 1 for a dynamic batch).
+        fixed = self._gpu.batch_size if self._gpu is not None else self.input.shape[0]
         if fixed > 0 and len(images) != fixed:  # a fixed-batch model: run it chunk by chunk
             chunks = []
             for start in range(0, len(images), fixed):
@@ -307,6 +336,9 @@ class LiteModel:
         return self._run(images)
 
     def _run(self, images):
+        if self._gpu is not None:
+            results = self._gpu.run(images)
+            return {o.name: self._decode(o, results[o.name]) for o in self.outputs}
         if self._runner is not None:
             results = self._runner(**{self.input.name: images})
             return {o.name: self._decode(o, results[o.name]) for o in self.outputs}
