@@ -84,10 +84,10 @@ def _profile_detector(args):
 
 
 def _models(args):
-    from keras_csp.models.config import MODEL_CONFIGS
+    from keras_csp.models.config import ARCHITECTURES
 
-    for name, config in MODEL_CONFIGS.items():
-        print(f"{name:<14} {config.reference}")
+    for name, config in ARCHITECTURES.items():
+        print(f"{name:<16} {config.reference}")
 
 
 def main(argv=None):

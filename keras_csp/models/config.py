@@ -265,11 +265,54 @@ MODEL_CONFIGS = {
 }
 
 
+# The paper's networks are sized for ImageNet; these are the same CSPDarknet design at a width and
+# depth that train on a CPU in minutes (the demo trains `cspdarknet_small` and its non-CSP twin,
+# `fusion="none"`; the tests use `cspdarknet_tiny`). Not paper models, so kept apart from
+# MODEL_CONFIGS (which the paper's tables and the per-family tests iterate).
+SMALL_MODEL_CONFIGS = {
+    # A CSPDarknet-53 in miniature (Darknet residual blocks, CSP stages with down-growth): a
+    # stride-2 stem and three stages of 32..128 channels (total stride 16).
+    "cspdarknet_small": ModelConfig(
+        stem=StemConfig(filters=16, kernel_size=3, strides=2),
+        stages=StagesConfig(
+            filters=(32, 64, 128),
+            depth=(1, 2, 2),
+            strides=2,
+            block_type="dark",
+            expand_ratio=1.0,
+            bottle_ratio=1.0,
+            down_growth=True,
+        ),
+        default_size=64,
+        reference="a small CSPDarknet for CPU-sized data (the demo's)",
+    ),
+    # Smaller still: for tests and quick runs.
+    "cspdarknet_tiny": ModelConfig(
+        stem=StemConfig(filters=8, kernel_size=3, strides=2),
+        stages=StagesConfig(
+            filters=(16, 32),
+            depth=(1, 1),
+            strides=2,
+            block_type="dark",
+            expand_ratio=1.0,
+            bottle_ratio=1.0,
+            down_growth=True,
+        ),
+        default_size=32,
+        reference="a tiny CSPDarknet for tests",
+    ),
+}
+
+# Every named architecture: the one table that build_model, profile, train, export and
+# `keras-csp models` read.
+ARCHITECTURES = {**MODEL_CONFIGS, **SMALL_MODEL_CONFIGS}
+
+
 def get_config(name):
     """The `ModelConfig` of a named model (case-insensitive)."""
     key = str(name).lower()
-    if key not in MODEL_CONFIGS:
+    if key not in ARCHITECTURES:
         raise ValueError(
-            f"model={name!r} is not a known architecture; allowed: {', '.join(sorted(MODEL_CONFIGS))}."
+            f"model={name!r} is not a known architecture; allowed: {', '.join(sorted(ARCHITECTURES))}."
         )
-    return MODEL_CONFIGS[key]
+    return ARCHITECTURES[key]
