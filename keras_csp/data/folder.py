@@ -1,16 +1,22 @@
 """`image_folder`: one sub-folder per class, JPEG or PNG files, with a stratified validation split."""
 
+import concurrent.futures
 import os
 import random
 
 from keras_csp.data.core import (
     IMAGE_EXTENSIONS,
     ImageData,
+    SkipLog,
     Split,
     decode_image,
     resize_and_crop,
     safe_load,
 )
+
+# `verify="auto"` decodes every file up front when a folder holds at most this many images (a few
+# seconds on one core for small images); larger folders are checked at decode time only.
+VERIFY_LIMIT = 20_000
 
 
 def _list_classes(root):
@@ -53,6 +59,45 @@ def _list_classes(root):
     return classes, files
 
 
+def _readable(path):
+    """True if Pillow decodes the whole file (a truncated JPEG or PNG fails only when decoded)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            image.load()
+        return True
+    except Exception:  # Pillow's decoders raise many types (OSError, SyntaxError, struct.error...)
+        return False
+
+
+def _drop_unreadable(root, files, skip_log):
+    """Removes the files Pillow cannot decode (recorded in `skip_log`); refuses classes left with
+    none, so that split sizes, batch-size checks and summaries count readable images only."""
+    paths = [p for found in files.values() for p in found]
+    workers = min(8, os.cpu_count() or 1)
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:  # Pillow decodes without the GIL
+        ok = dict(zip(paths, pool.map(_readable, paths)))
+    for path in paths:
+        if not ok[path]:
+            skip_log.record(path)
+    kept = {name: [p for p in found if ok[p]] for name, found in files.items()}
+    if not any(kept.values()):
+        raise ValueError(
+            f"path={root!r}: none of its {len(paths)} image file(s) can be decoded ("
+            f"{skip_log.report(limit=3)}); allowed: a folder with readable "
+            f"{', '.join(IMAGE_EXTENSIONS)} files."
+        )
+    empty = [name for name, found in kept.items() if not found]
+    if empty:
+        raise ValueError(
+            f"path={root!r}: class folder(s) {', '.join(repr(e) for e in empty)} hold no readable "
+            f"image ({skip_log.report(limit=3)}); allowed: every class folder holds at least one "
+            "image that can be decoded (fix or remove the unreadable files, or the class folder)."
+        )
+    return kept
+
+
 def _split(classes, files, validation_split, seed):
     """Per class, a seeded shuffle; the last `round(n * split)` files go to validation."""
     train, validation = [], []
@@ -91,7 +136,7 @@ def _make_split(name, items, image_size, num_classes):
     return Split(name, len(items), load, "classification", image_size, num_classes)
 
 
-def image_folder(path, image_size=224, validation_split=0.1, seed=0):
+def image_folder(path, image_size=224, validation_split=0.1, seed=0, verify="auto"):
     """Class-per-folder images (`path/<class>/**.jpg|png`) as an `ImageData`.
 
     Args:
@@ -100,9 +145,13 @@ def image_folder(path, image_size=224, validation_split=0.1, seed=0):
         validation_split: fraction of each class held out for validation (0 for none). The split is
             stratified and fixed by `seed`.
         seed: seed of the split.
+        verify: decode every file now and leave out the unreadable ones (True), don't (False), or
+            "auto": verify when the folder holds at most `VERIFY_LIMIT` images. A verified folder
+            whose class has no readable image is refused, naming the class.
 
     Returns:
-        `ImageData`; unreadable files are skipped at decode time and counted in `.skipped`.
+        `ImageData`; unreadable files are counted in `.skipped`: found by `verify` (and then not
+        in the splits' sizes), or skipped at decode time.
     """
     if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 8:
         raise ValueError(f"image_size={image_size!r} is not allowed; allowed: an integer >= 8.")
@@ -112,8 +161,14 @@ def image_folder(path, image_size=224, validation_split=0.1, seed=0):
         raise ValueError(
             f"validation_split={validation_split!r} is not allowed; allowed: a number in [0, 1)."
         )
+    if verify not in (True, False, "auto"):
+        raise ValueError(f"verify={verify!r} is not allowed; allowed: True, False or 'auto'.")
     root = os.fspath(path)
     classes, files = _list_classes(root)
+    skipped = SkipLog()
+    count = sum(len(found) for found in files.values())
+    if verify is True or (verify == "auto" and count <= VERIFY_LIMIT):
+        files = _drop_unreadable(root, files, skipped)
     train_items, val_items = _split(classes, files, validation_split, seed)
     train = _make_split("train", train_items, image_size, len(classes))
     validation = (
@@ -125,4 +180,5 @@ def image_folder(path, image_size=224, validation_split=0.1, seed=0):
         train=train,
         validation=validation,
         description=f"image_folder({root!r})",
+        skipped=skipped,
     )

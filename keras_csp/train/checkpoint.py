@@ -2,7 +2,9 @@
 
 Layout of `output_dir`:
 
+    keras-csp-run.json            the marker: only a folder holding it counts as a run
     config.yaml                   the resolved options of the run
+    config_changes.json           what each `--resume --allow-config-change` changed
     checkpoints/ckpt-EEEE-SSSSSS.npz
                                   position "next: epoch EEEE, step SSSSSS"; one at every epoch end
                                   (and every `save_every_steps` steps); the newest `keep` are kept
@@ -14,7 +16,8 @@ final name, so a run killed at any instant (SIGKILL included) leaves either the 
 one, never a torn one. A checkpoint is a single `.npz` holding every model variable (weights and BN
 statistics), every optimizer variable (iteration count, momenta, loss scale) and, as JSON, the
 training state (position, history, partial-epoch sums, wall time) and a fingerprint of the model, so
-resuming with another model is refused.
+resuming with another model is refused. `--overwrite` removes only these files (by name), never
+anything else in the folder; a truncated or corrupt latest checkpoint falls back to an older one.
 """
 
 import hashlib
@@ -22,15 +25,34 @@ import io
 import json
 import os
 import re
-import shutil
+import sys
 import tempfile
+import time
+import zipfile
+import zlib
 
 import numpy as np
 
 CHECKPOINT_DIR = "checkpoints"
 LOG_DIR = "logs"
-RUN_FILES = ("config.yaml", "summary.json", "learning_curves.png", "model.keras")
+MARKER = "keras-csp-run.json"
+CHANGES_FILE = "config_changes.json"
+RUN_FILES = ("config.yaml", "summary.json", "learning_curves.png", "model.keras", CHANGES_FILE)
 _CKPT = re.compile(r"^ckpt-(\d{4})-(\d{6})\.npz$")
+# TensorBoard's event files: the only files the package writes under logs/train, logs/validation.
+_EVENTS = re.compile(r"^events\.out\.tfevents\.")
+LOG_SPLITS = ("train", "validation")
+# Options whose change breaks what a resumed run means (the data it sees, the order it sees it in,
+# the optimization it continues); the model itself is checked by the checkpoint's fingerprint.
+RESUME_GUARDED = (
+    "task", "data", "data_path", "images_dir", "val_data_path", "val_images_dir",
+    "validation_split", "train_size", "val_size", "data_seed", "input_size",
+    "bounding_box_format", "max_boxes", "batch_size", "steps_per_epoch", "seed", "optimizer",
+    "learning_rate", "momentum", "weight_decay", "schedule", "warmup_epochs", "min_lr_ratio",
+    "clipnorm",
+)
+# Options that say how to start, not what the run is: never recorded as changes.
+_NOT_RECORDED = ("resume", "overwrite", "allow_config_change", "verbose", "output_dir")
 
 
 # --- atomic files ---------------------------------------------------------------------------------
@@ -100,42 +122,164 @@ def atomic_save(path, save):
 # --- the run folder -------------------------------------------------------------------------------
 
 
+def _temporary(name):
+    """True for the temporary name of one of the package's files (a write cut short by a kill)."""
+    if not name.startswith(".tmp-"):
+        return False
+    return bool(re.search(r"ckpt-\d{4}-\d{6}\.npz$", name)) or name.endswith(
+        (*RUN_FILES, MARKER)
+    )
+
+
 def existing_run_files(output_dir):
-    """The files and folders of an earlier run in `output_dir` (relative names)."""
+    """The files in `output_dir` that the package writes, found by name (relative paths).
+
+    Other files, also inside logs/ and checkpoints/, are not the package's and are never listed.
+    """
     found = []
-    for name in (CHECKPOINT_DIR, LOG_DIR):
-        path = os.path.join(output_dir, name)
-        if os.path.isdir(path) and os.listdir(path):
-            found.append(name + "/")
-    found.extend(n for n in RUN_FILES if os.path.exists(os.path.join(output_dir, n)))
+    folder = os.path.join(output_dir, CHECKPOINT_DIR)
+    if os.path.isdir(folder):
+        found.extend(
+            f"{CHECKPOINT_DIR}/{n}" for n in sorted(os.listdir(folder))
+            if _CKPT.match(n) or _temporary(n)
+        )
+    for split in LOG_SPLITS:
+        folder = os.path.join(output_dir, LOG_DIR, split)
+        if os.path.isdir(folder):
+            found.extend(
+                f"{LOG_DIR}/{split}/{n}" for n in sorted(os.listdir(folder)) if _EVENTS.match(n)
+            )
+    if os.path.isdir(output_dir):
+        found.extend(
+            n for n in sorted(os.listdir(output_dir))
+            if n in RUN_FILES or n == MARKER or _temporary(n)
+        )
     return found
 
 
+def is_run(output_dir):
+    """A folder holds a run if the package marked it, or (runs of versions before the marker)
+    holds checkpoints with the package's names."""
+    return os.path.isfile(os.path.join(output_dir, MARKER)) or bool(list_checkpoints(output_dir))
+
+
 def prepare_output_dir(output_dir, resume, overwrite, is_chief=True):
-    """Checks `output_dir` against the run's intent; with `overwrite`, removes the earlier run.
+    """Checks `output_dir` against the run's intent; changes nothing (see `begin_run`).
 
     Returns the latest checkpoint path to resume from (or None).
     """
-    if resume:
-        return latest_checkpoint(output_dir)
-    if not is_chief:
+    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+        raise ValueError(
+            f"output_dir={output_dir!r} is a file; nothing was changed. Allowed: a folder path "
+            "(a new folder, or one holding a keras-csp run)."
+        )
+    if not is_chief and not resume:
         # Other workers write nothing; the chief checks (and, with overwrite, cleans) the folder.
         return None
-    existing = existing_run_files(output_dir) if os.path.isdir(output_dir) else []
-    if existing and not overwrite:
+    ours = existing_run_files(output_dir)
+    if is_run(output_dir):
+        if resume:
+            return latest_checkpoint(output_dir)
+        if not overwrite:
+            raise ValueError(
+                f"output_dir={output_dir!r} already holds a run ({', '.join(_short(ours))}); "
+                "nothing was changed. Allowed: resume=True (--resume) to continue it, "
+                "overwrite=True (--overwrite) to replace it, or another output_dir."
+            )
+        return None
+    if ours:
+        # Files with the names a run writes, in a folder no run of ours marked: the user's own.
         raise ValueError(
-            f"output_dir={output_dir!r} already holds a run ({', '.join(existing)}); nothing was "
-            "changed. Allowed: resume=True (--resume) to continue it, overwrite=True "
-            "(--overwrite) to replace it, or another output_dir."
+            f"output_dir={output_dir!r} holds {', '.join(_short(ours))}, which a run would "
+            f"replace, but it is not a keras-csp run (no {MARKER}); nothing was changed. "
+            "Allowed: another output_dir (overwrite and resume only apply to a folder that "
+            "keras-csp wrote)."
         )
-    if existing and overwrite:
-        for name in existing:
-            path = os.path.join(output_dir, name.rstrip("/"))
-            if os.path.isdir(path):
-                shutil.rmtree(path)
-            else:
-                os.unlink(path)
     return None
+
+
+def _short(names, limit=6):
+    return names[:limit] + ([f"... ({len(names) - limit} more)"] if len(names) > limit else [])
+
+
+def begin_run(output_dir, overwrite, say=print):
+    """The chief's first write: with `overwrite`, removes the earlier run's files (only the
+    package's, by name), removes temporary files a killed write left, and marks the folder.
+
+    Called once the run is known to start (data read, model built, checkpoint restored), so a run
+    that fails before it leaves the folder as it was.
+    """
+    os.makedirs(output_dir, exist_ok=True)
+    files = existing_run_files(output_dir)
+    leftovers = [n for n in files if _temporary(os.path.basename(n))]
+    doomed = files if overwrite else leftovers
+    for name in doomed:
+        try:
+            os.unlink(os.path.join(output_dir, name))
+        except FileNotFoundError:
+            pass
+    if overwrite:
+        for folder in (*(os.path.join(LOG_DIR, s) for s in LOG_SPLITS), LOG_DIR, CHECKPOINT_DIR):
+            try:
+                os.rmdir(os.path.join(output_dir, folder))  # only if nothing else is left in it
+            except OSError:
+                pass
+    elif leftovers:
+        say(
+            f"note: removed {len(leftovers)} temporary file(s) that an interrupted write left in "
+            f"{output_dir!r}: {', '.join(_short(leftovers))}."
+        )
+    marker = os.path.join(output_dir, MARKER)
+    if not os.path.isfile(marker):
+        record = {"written_by": "keras-csp train", "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        atomic_write(marker, json.dumps(record, indent=2) + "\n")
+
+
+def config_changes(previous, current):
+    """{option: [before, after]} of the options that differ between two `TrainConfig.to_dict()`s
+    (learning rate and weight decay compared as resolved, so an explicit default is no change)."""
+    return {
+        key: [previous.get(key), value]
+        for key, value in current.items()
+        if key not in _NOT_RECORDED and key in previous and previous[key] != value
+    }
+
+
+def check_config_changes(changes, allowed, checkpoint_path):
+    """Refuses a resume whose changes break the run's meaning unless `allowed`."""
+    breaking = {k: v for k, v in changes.items() if k in RESUME_GUARDED}
+    if breaking and not allowed:
+        listed = "; ".join(f"{k}: {v[0]!r} -> {v[1]!r}" for k, v in breaking.items())
+        raise ValueError(
+            f"resume=True would continue {checkpoint_path!r} with changed option(s) ({listed}), "
+            "so the run's record would misdescribe its earlier epochs; nothing was changed. "
+            "Allowed: the run's own values, or allow_config_change=True "
+            "(--allow-config-change) to continue anyway (the changes are recorded in "
+            f"{CHANGES_FILE})."
+        )
+
+
+def record_config_changes(output_dir, changes, checkpoint_path, position):
+    """Appends one entry to `config_changes.json` (rewritten atomically)."""
+    path = os.path.join(output_dir, CHANGES_FILE)
+    entries = []
+    if os.path.isfile(path):
+        try:
+            with open(path, encoding="utf-8") as f:
+                entries = json.load(f)
+        except (OSError, ValueError):
+            entries = []
+        if not isinstance(entries, list):
+            entries = []
+    entries.append(
+        {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "resumed_from": os.path.relpath(checkpoint_path, output_dir),
+            "position": position,
+            "changes": changes,
+        }
+    )
+    atomic_write(path, json.dumps(entries, indent=2, default=str) + "\n")
 
 
 # --- checkpoints ----------------------------------------------------------------------------------
@@ -198,17 +342,61 @@ def save_checkpoint(output_dir, model, optimizer, state, keep):
 
 
 def read_checkpoint(path):
-    """(state dict, model arrays, optimizer arrays) of a checkpoint file."""
+    """(state dict, model arrays, optimizer arrays) of a checkpoint file.
+
+    Every member is read in full, so zip's CRC-32 check covers every byte of every array.
+    """
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head != b"PK\x03\x04":
+        # Not a zip archive: np.load would try it as a pickle and say "contains pickled data".
+        raise ValueError(
+            f"checkpoint {path!r} is not a keras-csp checkpoint (not a .npz archive: starts with "
+            f"{head!r}); allowed: a checkpoint written by keras-csp train."
+        )
     try:
-        with np.load(path) as data:
+        with np.load(path, allow_pickle=False) as data:
             state = json.loads(bytes(data["state"]).decode("utf-8"))
             model = [data[k] for k in sorted(k for k in data.files if k.startswith("model/"))]
             opt = [data[k] for k in sorted(k for k in data.files if k.startswith("optimizer/"))]
-    except (OSError, ValueError, KeyError) as e:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as e:
         raise ValueError(
-            f"checkpoint {path!r} cannot be read ({e}); allowed: a keras-csp checkpoint."
+            f"checkpoint {path!r} is truncated or corrupt ({type(e).__name__}: {e}); allowed: a "
+            "complete checkpoint written by keras-csp train."
         ) from None
+    if not isinstance(state, dict) or "epoch" not in state or "step" not in state:
+        raise ValueError(
+            f"checkpoint {path!r} has no training state; allowed: a checkpoint written by "
+            "keras-csp train."
+        )
     return state, model, opt
+
+
+def read_latest_checkpoint(output_dir, say=None):
+    """`(path, (state, model arrays, optimizer arrays))` of the newest checkpoint that reads in
+    full, or `(None, None)` when there is none. A truncated or corrupt newer one (a disk that
+    filled up, a copy cut short) is passed over with a note; it is left in place, not deleted.
+    """
+    say = say or (lambda text: print(text, file=sys.stderr, flush=True))
+    found = list_checkpoints(output_dir)
+    problems = []
+    for _, _, path in reversed(found):
+        try:
+            contents = read_checkpoint(path)
+        except ValueError as e:
+            problems.append(str(e))
+            continue
+        for problem in problems:
+            say(f"note: {problem}; resuming from the older {os.path.basename(path)} instead.")
+        return path, contents
+    if found:
+        raise ValueError(
+            f"output_dir={output_dir!r}: none of its {len(found)} checkpoint(s) can be read ("
+            + "; ".join(problems)
+            + "); nothing was changed. Allowed: overwrite=True (--overwrite) to start over, or "
+            "another output_dir."
+        )
+    return None, None
 
 
 def describe(fp):
@@ -216,9 +404,12 @@ def describe(fp):
     return ", ".join(f"{k}={fp.get(k)!r}" for k in keys if k in fp)
 
 
-def restore_checkpoint(path, model, optimizer, expected):
-    """Loads a checkpoint into `model` and `optimizer` after checking it belongs to this model."""
-    state, model_values, opt_values = read_checkpoint(path)
+def restore_checkpoint(path, model, optimizer, expected, contents=None):
+    """Loads a checkpoint into `model` and `optimizer` after checking it belongs to this model.
+
+    `contents`: what `read_checkpoint(path)` returned, if it was read already.
+    """
+    state, model_values, opt_values = contents or read_checkpoint(path)
     found = state.get("fingerprint", {})
     if found != expected:
         raise ValueError(

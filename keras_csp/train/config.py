@@ -51,6 +51,27 @@ class TrainConfig:
     neck: str = _f("efm", "detection: the neck of CSPDetector", NECKS, "model")
     attention: Optional[str] = _f("sam", "detection: 'sam', 'spp' or none", None, "model")
     box_loss: str = _f("ciou", "detection: box loss", BOX_LOSSES, "model")
+    box_loss_weight: Optional[float] = _f(
+        None, "detection: weight of the box loss (default: CSPDetector's)", None, "model"
+    )
+    class_loss_weight: Optional[float] = _f(
+        None, "detection: weight of the class loss (default: CSPDetector's)", None, "model"
+    )
+    dfl_loss_weight: Optional[float] = _f(
+        None, "detection: weight of the distribution focal loss (default: CSPDetector's)", None,
+        "model",
+    )
+    assigner_top_k: Optional[int] = _f(
+        None, "detection: positions the assigner gives each box (default: CSPDetector's)", None,
+        "model",
+    )
+    assigner_alpha: Optional[float] = _f(
+        None, "detection: the assigner's class-score exponent (default: CSPDetector's)", None,
+        "model",
+    )
+    assigner_beta: Optional[float] = _f(
+        None, "detection: the assigner's IoU exponent (default: CSPDetector's)", None, "model"
+    )
     # --- data ---
     data: str = _f("shapes", "data source", DATASETS, "data")
     data_path: Optional[str] = _f(
@@ -139,6 +160,13 @@ class TrainConfig:
         False, "continue from output_dir's latest checkpoint if there is one", None, "output"
     )
     overwrite: bool = _f(False, "replace an earlier run's files in output_dir", None, "output")
+    allow_config_change: bool = _f(
+        False,
+        "with resume: continue although data, seed, batch size or optimizer options differ from "
+        "the run's (each change is recorded in config_changes.json)",
+        None,
+        "output",
+    )
     save_every_steps: int = _f(
         0, "also checkpoint every N steps inside an epoch (0: at epoch ends only)", None, "output"
     )

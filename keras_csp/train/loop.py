@@ -18,6 +18,7 @@ keras-cv's random draws after the resume differ from the uninterrupted run's ("u
 """
 
 import dataclasses
+import itertools
 import math
 import os
 import sys
@@ -228,6 +229,15 @@ def train(task_name, cfg, data=None, model=None, callbacks=None):
     per_replica = check_batch_size(cfg.batch_size, strategy)
     out = cfg.output_dir
     resume_from = ckpt.prepare_output_dir(out, cfg.resume, cfg.overwrite, is_chief)
+    run_config = _comparable(cfg)
+    contents, changes = None, {}
+    if resume_from:
+        # Read, and checked against the options, before the data and the model are built.
+        resume_from, contents = ckpt.read_latest_checkpoint(
+            out, say=(lambda text: print(text, file=sys.stderr, flush=True)) if is_chief else _quiet
+        )
+        changes = ckpt.config_changes(_previous_config(contents[0], out), run_config)
+        ckpt.check_config_changes(changes, cfg.allow_config_change, resume_from)
 
     keras.utils.set_random_seed(cfg.seed)
     if cfg.deterministic:
@@ -287,15 +297,15 @@ def train(task_name, cfg, data=None, model=None, callbacks=None):
         "history": [],
         "wall_time": 0.0,
         "fingerprint": fp,
+        "config": run_config,
     }
     if resume_from:
-        state = ckpt.restore_checkpoint(resume_from, net, optimizer, fp)
+        state = ckpt.restore_checkpoint(resume_from, net, optimizer, fp, contents)
+        state["config"] = run_config
         _say(talk, f"Resuming from {resume_from} (epoch {state['epoch'] + 1}, step {state['step']}).")
     if num_workers > 1:
         _check_same_position(strategy, state)
     prior_wall = state["wall_time"]
-    if is_chief:
-        ckpt.atomic_write(os.path.join(out, "config.yaml"), dump_yaml(cfg))
 
     # --- distributed datasets --------------------------------------------------------------------
     first_epoch, first_step = state["epoch"], state["step"]
@@ -333,6 +343,24 @@ def train(task_name, cfg, data=None, model=None, callbacks=None):
     train_iter = None
     if first_epoch < cfg.epochs:
         train_iter = iter(strategy.distribute_datasets_from_function(train_fn, input_options))
+        # The first batch before the first write: data whose every image is unreadable (a folder
+        # too large to verify up front, COCO files) is refused with nothing written.
+        try:
+            first_batch = next(train_iter)
+        except (StopIteration, tf.errors.OutOfRangeError):
+            raise ValueError(
+                f"the training data yields no batch of batch_size={cfg.batch_size} ("
+                f"{data.skipped.report(limit=3)}); nothing was written. Allowed: data with at "
+                "least one batch of readable images."
+            ) from None
+        train_iter = itertools.chain([first_batch], train_iter)
+    if is_chief:
+        ckpt.begin_run(out, cfg.overwrite, say=lambda text: print(text, file=sys.stderr))
+        if changes:
+            position = {"epoch": state["epoch"], "step": state["step"]}
+            ckpt.record_config_changes(out, changes, resume_from, position)
+            _say(talk, f"Changed on resume (recorded in {ckpt.CHANGES_FILE}): {changes}")
+        ckpt.atomic_write(os.path.join(out, "config.yaml"), dump_yaml(cfg))
     if task_name == "classification":
         eval_data = strategy.distribute_datasets_from_function(eval_fn, input_options)
     else:
@@ -502,6 +530,32 @@ def train(task_name, cfg, data=None, model=None, callbacks=None):
         write_json(os.path.join(out, "summary.json"), summary)
         _say(talk, _closing_lines(summary, data))
     return TrainResult(model=final, history=history, summary=summary, output_dir=out)
+
+
+def _quiet(text):
+    pass
+
+
+def _comparable(cfg):
+    """`cfg` as a dict, with the learning rate and weight decay resolved (an explicit default is
+    the same run as an unset one)."""
+    values = cfg.to_dict()
+    values["learning_rate"] = cfg.resolved_learning_rate()
+    values["weight_decay"] = cfg.resolved_weight_decay()
+    return values
+
+
+def _previous_config(state, out):
+    """The options the checkpoint was trained with: its own record, else (checkpoints of versions
+    that kept none) the run's config.yaml."""
+    if isinstance(state.get("config"), dict):
+        return state["config"]
+    from keras_csp.train.config import load_yaml
+
+    try:
+        return _comparable(build_config(load_yaml(os.path.join(out, "config.yaml"))))
+    except (ValueError, OSError):
+        return {}
 
 
 def _summary(cfg, task, data, model, model_name, history, wall, strategy, num_workers):

@@ -43,12 +43,45 @@ def test_class_per_folder_with_stratified_validation_split(tmp_path, make_image)
     assert image_folder(root, image_size=16, validation_split=0.0).validation is None
 
 
-def test_corrupt_images_are_skipped_and_counted(tmp_path, make_image):
+def _corrupt_two(tmp_path, make_image):
     root = _tree(str(tmp_path / "d"), make_image, per_class=3, classes=("a", "b"))
     (tmp_path / "d" / "a" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not a jpeg")
     good = tmp_path / "d" / "b" / "0.jpg"
     (tmp_path / "d" / "b" / "truncated.jpg").write_bytes(good.read_bytes()[:40])
-    data = image_folder(str(tmp_path / "d"), image_size=16, validation_split=0.0)
+    return root
+
+
+def test_unreadable_images_are_left_out_up_front_and_counted(tmp_path, make_image):
+    root = _corrupt_two(tmp_path, make_image)
+    data = image_folder(root, image_size=16, validation_split=0.2)
+    # Split sizes (and so the trainer's batch-size check and the summary) count readable images.
+    assert data.train.size + data.validation.size == 6
+    assert data.skipped.count == 2 and "2 unreadable image(s)" in data.skipped.report()
+    assert "4 train / 2 validation" in repr(data)  # unverified: 6 train / 2 validation
+    assert len(_collect(data.train)[0]) == 4
+
+
+def test_a_class_without_readable_images_is_named(tmp_path, make_image):
+    root = _tree(str(tmp_path / "d"), make_image, per_class=2, classes=("a", "b"))
+    os.makedirs(tmp_path / "d" / "c")
+    for i in range(3):
+        (tmp_path / "d" / "c" / f"{i}.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(20))
+    with pytest.raises(ValueError, match=r"class folder\(s\) 'c' hold no readable image \(3 unr"):
+        image_folder(root)
+    for c in ("a", "b"):
+        for f in os.listdir(tmp_path / "d" / c):
+            (tmp_path / "d" / c / f).write_bytes(b"garbage")
+    with pytest.raises(ValueError, match=r"none of its 7 image file\(s\) can be decoded"):
+        image_folder(root)
+    # Unverified, the folder is accepted and the files are skipped when decoded.
+    assert image_folder(root, verify=False).train.size == 4  # + 3 validation
+    with pytest.raises(ValueError, match="verify='yes' is not allowed"):
+        image_folder(root, verify="yes")
+
+
+def test_corrupt_images_are_skipped_and_counted(tmp_path, make_image):
+    root = _corrupt_two(tmp_path, make_image)
+    data = image_folder(root, image_size=16, validation_split=0.0, verify=False)
     assert data.train.size == 8
     for _ in range(2):  # counted once per file, however many passes
         x, y = _collect(data.train)
