@@ -435,40 +435,116 @@ def check_resize(resize, argument="resize"):
         )
 
 
-def load_image(path, size=None, resize="none", crop_fraction=DEFAULT_CROP_FRACTION):
-    """An RGB image file as a uint8 (height, width, 3) array.
+class UnreadableImageError(ValueError):
+    """An image file that cannot be decoded (corrupt, truncated, not an image at all).
 
-    `size` is (height, width) the model takes. `resize="none"` requires the file to have that
-    size already; "stretch" resizes to it; "crop" resizes so that the center `crop_fraction` of
-    the image covers it and cuts the center out (timm's evaluation transform). Grayscale, RGBA
-    and other non-RGB files are refused rather than silently converted.
+    Where many files are read (`read_images`: evaluation, calibration, `keras-csp predict`) such
+    files are skipped and counted, as training skips them; `load_image` on one file raises it.
+    """
+
+
+def check_image_size(size, argument="size"):
+    """`None`, an int (a square) or (height, width) -> `None` or (height, width) of ints >= 1."""
+    if size is None:
+        return None
+    if isinstance(size, (int, np.integer)) and not isinstance(size, bool):
+        size = (size, size)
+    try:
+        height, width = size
+    except (TypeError, ValueError):
+        height = width = None
+    for value in (height, width):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(
+                f"{argument}={size!r} is not allowed; allowed: None, an integer >= 1 (a square) or "
+                "(height, width) of integers >= 1."
+            )
+    return int(height), int(width)
+
+
+def _to_rgb(img):
+    """A decoded PIL image as RGB, the way training's decoder (`tf.io.decode_image(channels=3)`)
+    sees it: grey replicated, alpha dropped, palettes looked up, 16-bit values scaled to 8 bits."""
+    if img.mode == "RGB":
+        return img
+    if img.mode.startswith("I"):  # 16/32-bit grey: PIL's own conversion clips at 255
+        grey = np.asarray(img, dtype=np.float64) / 257.0
+        grey = np.clip(np.round(grey), 0, 255).astype(np.uint8)
+        return _pil().fromarray(np.repeat(grey[..., None], 3, axis=-1), "RGB")
+    if img.mode == "P":  # a palette with transparency converts through RGBA without a warning
+        img = img.convert("RGBA")
+    return img.convert("RGB")
+
+
+def load_image(path, size=None, resize="none", crop_fraction=DEFAULT_CROP_FRACTION):
+    """An image file as a uint8 (height, width, 3) RGB array.
+
+    `size` is (height, width) the model takes, or an int for a square. `resize="none"` requires
+    the file to have that size already; "stretch" resizes to it; "crop" resizes so that the
+    center `crop_fraction` of the image covers it and cuts the center out (timm's evaluation
+    transform). Grey, grey+alpha, RGBA, palette and 16-bit files are converted to RGB as training
+    converts them (alpha is dropped, not blended). A file that cannot be decoded raises
+    `UnreadableImageError` (a ValueError).
     """
     check_resize(resize)
+    size = check_image_size(size)
     Image = _pil()
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"image={str(path)!r} is a folder; allowed: an image file.")
     if not path.is_file():
         raise ValueError(f"image={str(path)!r} does not exist; allowed: an image file.")
+    undecodable = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
     try:
-        with Image.open(path) as img:
-            img.load()
-            mode = img.mode
-            if mode == "P" and "transparency" not in img.info:
-                img = img.convert("RGB")
-                mode = "RGB"
-            if mode != "RGB":
-                raise ValueError(
-                    f"image={str(path)!r} has mode {mode!r} ({len(img.getbands())} channel(s)); "
-                    "allowed: RGB images (3 channels, no alpha). Convert it first, e.g. "
-                    "PIL.Image.open(path).convert('RGB')."
-                )
-            if size is not None:
-                img = _fit(img, tuple(size), resize, crop_fraction, path, Image)
-            return np.asarray(img, dtype=np.uint8).copy()
-    except (OSError, SyntaxError, Image.DecompressionBombError) as e:
-        raise ValueError(
-            f"image={str(path)!r} is not an image file that can be decoded ({type(e).__name__}: "
-            f"{e}); allowed: {', '.join(IMAGE_EXTENSIONS)} files."
-        ) from None
+        opened = Image.open(path)
+    except undecodable as e:
+        raise _unreadable(path, e) from None
+    with opened:  # closing the file also discards the pixels: everything happens inside
+        try:
+            opened.load()
+            img = _to_rgb(opened)
+        except undecodable as e:
+            raise _unreadable(path, e) from None
+        if size is not None:
+            img = _fit(img, size, resize, crop_fraction, path, Image)
+        return np.asarray(img, dtype=np.uint8).copy()
+
+
+def _unreadable(path, error):
+    return UnreadableImageError(
+        f"image={str(path)!r} is not an image file that can be decoded ({type(error).__name__}: "
+        f"{error}); allowed: {', '.join(IMAGE_EXTENSIONS)} files."
+    )
+
+
+def read_images(paths, size, resize="none", crop_fraction=DEFAULT_CROP_FRACTION, skipped=None):
+    """`(images, kept)`: the files of `paths` that decode, as one uint8 (n, h, w, 3) array, and
+    their indices in `paths`.
+
+    The one image reader of evaluation, calibration and `keras-csp predict`: a file that cannot
+    be decoded is skipped and appended to `skipped` (a list, if given) as `(path, reason)`; any
+    other problem (a wrong size with resize="none", a missing file) is raised. `images` is None
+    when no file decodes.
+    """
+    images, kept = [], []
+    for index, path in enumerate(paths):
+        try:
+            images.append(load_image(path, size, resize, crop_fraction))
+        except UnreadableImageError as e:
+            if skipped is not None:
+                skipped.append((str(path), str(e)))
+            continue
+        kept.append(index)
+    return (np.stack(images) if images else None), kept
+
+
+def describe_skipped(skipped, limit=5):
+    """'2 unreadable image(s) skipped: a.png, b.png' for `read_images`' list (or '')."""
+    if not skipped:
+        return ""
+    names = [path for path, _ in skipped]
+    shown = ", ".join(names[:limit]) + (", ..." if len(names) > limit else "")
+    return f"{len(names)} unreadable image(s) skipped: {shown}"
 
 
 def _fit(img, size, resize, crop_fraction, path, Image):
@@ -616,7 +692,8 @@ def evaluate(model, folder, resize="none", batch_size=32, crop_fraction=DEFAULT_
 
     Images go through the same decoding and resizing as `load_image`, and the model normalizes
     them itself, so this is the number `keras_csp.export.evaluate_keras` gives for the Keras model
-    on the same folder.
+    on the same folder. Returns `{"top1", "top5", "count", "classes", "skipped",
+    "skipped_files"}`: files that cannot be decoded are skipped and listed, not counted.
     """
     check_resize(resize)
     model = model if isinstance(model, LiteModel) else LiteModel(model)
@@ -633,22 +710,33 @@ def evaluate(model, folder, resize="none", batch_size=32, crop_fraction=DEFAULT_
 
 
 def _accuracy(predict, size, files, labels, class_names, resize, batch_size, crop_fraction):
-    top1 = top5 = 0
+    top1 = top5 = n = 0
+    skipped = []
     for start in range(0, len(files), batch_size):
         chunk = files[start : start + batch_size]
-        images = np.stack([load_image(p, size, resize, crop_fraction) for p in chunk])
+        images, kept = read_images(chunk, size, resize, crop_fraction, skipped)
+        if images is None:
+            continue
         probs = np.asarray(predict(images))
         if probs.shape[-1] < len(class_names):
             raise ValueError(
                 f"the folder has {len(class_names)} classes but the model predicts "
                 f"{probs.shape[-1]}; allowed: a folder whose classes are the model's."
             )
-        truth = labels[start : start + batch_size]
+        truth = labels[start : start + batch_size][kept]
         ranked = np.argsort(-probs, axis=-1, kind="stable")
         top1 += int(np.sum(ranked[:, 0] == truth))
         top5 += int(np.sum(np.any(ranked[:, :5] == truth[:, None], axis=-1)))
-    n = len(files)
-    return {"top1": top1 / n, "top5": top5 / n, "count": n, "classes": len(class_names)}
+        n += len(kept)
+    if n == 0:
+        raise ValueError(
+            f"none of the {len(files)} image(s) could be decoded ({describe_skipped(skipped)}); "
+            f"allowed: a folder with readable {', '.join(IMAGE_EXTENSIONS)} files."
+        )
+    return {
+        "top1": top1 / n, "top5": top5 / n, "count": n, "classes": len(class_names),
+        "skipped": len(skipped), "skipped_files": [path for path, _ in skipped],
+    }
 
 
 def main(argv=None):

@@ -13,7 +13,8 @@ from keras_csp.export.serving import CLASSIFIER, build_serving, resolve_model
 
 def evaluate_keras(model, folder, *, input_size=None, resize="none", batch_size=32,
                    crop_fraction=lite.DEFAULT_CROP_FRACTION):
-    """`{"top1", "top5", "count", "classes"}` of a Keras classifier on a class-per-folder set."""
+    """`{"top1", "top5", "count", "classes", "skipped", "skipped_files"}` of a Keras classifier
+    on a class-per-folder set (see `keras_csp.lite.evaluate`)."""
     lite.check_resize(resize)
     model = resolve_model(model)
     serving = build_serving(model, input_size, require_static=True)

@@ -58,7 +58,8 @@ def add_parser(subparsers):
         help="run a .tflite model on image files (top-5 classes or boxes); no TensorFlow needed",
     )
     p.add_argument("model", metavar="MODEL.tflite")
-    p.add_argument("images", metavar="IMAGE", nargs="+")
+    p.add_argument("images", metavar="IMAGE", nargs="+",
+                   help="image files or folders of images; unreadable files are skipped")
     p.add_argument("--top", type=int, default=5, help="classes to print (default 5)")
     p.add_argument("--labels", default=None, help="text file with one class name per line")
     p.add_argument("--draw", default=None, metavar="OUT.png",
@@ -191,6 +192,7 @@ def _predict(args):
         raise ValueError(f"--top={args.top}; allowed: an integer >= 1.")
     lite.check_resize(args.resize, "--resize")
     labels = _labels(args.labels)
+    paths = _image_paths(args.images)
     model = lite.LiteModel(args.model, backend=args.backend)
     if args.draw is not None:
         if model.kind != "detector":
@@ -198,13 +200,17 @@ def _predict(args):
                 f"--draw={args.draw!r} draws boxes, but {args.model!r} is a {model.kind}; "
                 "allowed: --draw with a detector model."
             )
-        if len(args.images) != 1:
+        if len(paths) != 1:
             raise ValueError(
-                f"--draw={args.draw!r} takes one image; got {len(args.images)}: allowed: one IMAGE."
+                f"--draw={args.draw!r} takes one image; got {len(paths)}: allowed: one IMAGE."
             )
     results = []
-    for path in args.images:
-        image = lite.load_image(path, size=model.input_size, resize=args.resize)
+    skipped = []  # files that cannot be decoded: skipped and reported, as training does
+    for path in paths:
+        images, _ = lite.read_images([path], model.input_size, args.resize, skipped=skipped)
+        if images is None:
+            continue
+        image = images[0]
         outputs = model(image)
         if model.kind == "classifier":
             top = lite.top_k(outputs["probabilities"][0], args.top)
@@ -227,9 +233,17 @@ def _predict(args):
             results.append(
                 {"image": path, "outputs": {k: list(v.shape) for k, v in outputs.items()}}
             )
+    if not results:
+        raise ValueError(
+            f"none of the {len(paths)} image(s) could be decoded ({lite.describe_skipped(skipped)}); "
+            f"allowed: {', '.join(lite.IMAGE_EXTENSIONS)} files."
+        )
+    unread = [{"image": path, "skipped": reason} for path, reason in skipped]
     if args.json:
-        print(json.dumps(results, indent=2))
-        return results
+        print(json.dumps(results + unread, indent=2))
+        return results + unread
+    if skipped:
+        print(f"keras-csp: {lite.describe_skipped(skipped)}", file=sys.stderr)
     for r in results:
         print(r["image"])
         for rank, t in enumerate(r.get("top", []), 1):
@@ -244,7 +258,31 @@ def _predict(args):
             print(f"  {name}: {shape}")
     if args.draw is not None:
         print(f"boxes drawn to {args.draw}")
-    return results
+    return results + unread
+
+
+def _image_paths(images):
+    """IMAGE arguments as file paths: a folder stands for the images in it (recursively)."""
+    from keras_csp import lite
+
+    paths = []
+    for image in images:
+        path = Path(image)
+        if path.is_dir():
+            found = lite.list_images(path)
+            if not found:
+                raise ValueError(
+                    f"IMAGE={image!r} is a folder without images; allowed: image files "
+                    f"({', '.join(lite.IMAGE_EXTENSIONS)}) or folders holding some."
+                )
+            paths.extend(str(p) for p in found)
+        elif path.is_file():
+            paths.append(image)
+        else:
+            raise ValueError(
+                f"IMAGE={image!r} does not exist; allowed: an image file or a folder of images."
+            )
+    return paths
 
 
 def _evaluate(args):
@@ -262,6 +300,9 @@ def _evaluate(args):
             f"{args.model}: top-1 {result['top1']:.4f}, top-5 {result['top5']:.4f} on "
             f"{result['count']} images of {result['classes']} classes ({model.backend})"
         )
+        if result.get("skipped"):
+            skipped = [(path, "") for path in result["skipped_files"]]
+            print(f"keras-csp: {lite.describe_skipped(skipped)}", file=sys.stderr)
     return result
 
 

@@ -33,7 +33,7 @@ from keras_csp.export import data as data_lib
 from keras_csp.export import files, gpu, groups, int8
 from keras_csp.export.report import ExportReport
 from keras_csp.export.serving import build_serving, resolve_model
-from keras_csp.lite import check_resize
+from keras_csp.lite import check_resize, describe_skipped
 
 QUANTIZE_MODES = ("none", "fp16", "dynamic", "int8", "qat")
 IO_TYPES = ("float", "int8", "uint8")
@@ -318,11 +318,14 @@ def tflite(
 
     samples = None
     if representative_data is not None and quantize in ("int8", "qat"):
+        skipped = []
         samples = data_lib.samples(
             representative_data, serving.input_size, "representative_data", calibration_steps,
-            resize,
+            resize, skipped=skipped,
         )
         notes.append(f"calibrated on {len(samples)} image(s)")
+        if skipped:
+            notes.append(f"calibration: {describe_skipped(skipped)}")
 
     export_model = serving.deploy
     if quantize == "qat" or prune is not None:
@@ -394,7 +397,7 @@ def _optimize(serving, quantize, prune, train_data, epochs, steps, learning_rate
     fit = dict(
         teacher=serving.deploy, kind=serving.kind, train_data=train_data,
         input_size=serving.input_size, epochs=epochs, steps=steps, learning_rate=learning_rate,
-        batch_size=batch_size, resize=resize,
+        batch_size=batch_size, resize=resize, skipped=[],
     )
     scheme = None
     if prune is not None:
@@ -415,5 +418,6 @@ def _optimize(serving, quantize, prune, train_data, epochs, steps, learning_rate
         notes.append(
             f"quantization-aware fine-tuning: {len(losses)} epoch(s), last loss {losses[-1]:.4g}"
         )
-        return qat
-    return twin
+    if fit["skipped"]:  # pruning and QAT read the same files: each one named once
+        notes.append(f"fine-tuning: {describe_skipped(list(dict(fit['skipped']).items()))}")
+    return qat if quantize == "qat" else twin

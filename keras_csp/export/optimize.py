@@ -22,6 +22,7 @@ import tf_keras
 from keras_csp.export import data as data_lib
 from keras_csp.export.serving import CLASSIFIER
 from keras_csp.export.twin import KerasOp
+from keras_csp.lite import describe_skipped
 
 _qk = tfmot.quantization.keras
 
@@ -136,20 +137,27 @@ def finetune(
     batch_size=8,
     resize="none",
     callbacks=(),
+    skipped=None,
 ):
     """Fits a tf_keras model on `train_data`, with labels if given, else on `teacher`'s outputs.
 
-    Returns the loss of each epoch.
+    Returns the loss of each epoch. Unreadable folder images are skipped and appended to
+    `skipped` (a list, if given) as `(path, reason)`, once each.
     """
+    unreadable = []
+    failures = []  # an error of the data source, raised inside tf.data's generator
 
     def read():
-        return data_lib.batches(train_data, input_size, "train_data", resize, batch_size)
+        return data_lib.batches(
+            train_data, input_size, "train_data", resize, batch_size, skipped=unreadable
+        )
 
     sample = next(iter(read()), None)
     if sample is None:
+        what = f" ({describe_skipped(unreadable)})" if unreadable else ""
         raise ValueError(
-            f"train_data={data_lib.describe(train_data)} yielded no images; allowed: "
-            f"{data_lib.SOURCES} that yields at least one image."
+            f"train_data={data_lib.describe(train_data)} yielded no images{what}; allowed: "
+            f"{data_lib.SOURCES} that yields at least one readable image."
         )
     labeled = sample[1] is not None
 
@@ -162,8 +170,12 @@ def finetune(
         return np.asarray(out)
 
     def generate():
-        for images, labels in read():
-            yield images, targets(images, labels)
+        try:
+            for images, labels in read():
+                yield images, targets(images, labels)
+        except ValueError as e:
+            failures.append(e)
+            raise
 
     first_y = targets(*sample)
     spec = tf.nest.map_structure(
@@ -188,9 +200,16 @@ def finetune(
     model.compile(optimizer=optimizer, loss=loss)
     if steps is not None:
         dataset = dataset.repeat()
-    history = model.fit(
-        dataset, epochs=epochs, steps_per_epoch=steps, callbacks=list(callbacks), verbose=0
-    )
+    try:
+        history = model.fit(
+            dataset, epochs=epochs, steps_per_epoch=steps, callbacks=list(callbacks), verbose=0
+        )
+    except tf.errors.OpError:
+        if failures:  # tf.data wraps it with a traceback: give the package's error itself
+            raise failures[0] from None
+        raise
+    if skipped is not None:
+        skipped.extend(dict(unreadable).items())  # each file once, however many epochs
     return history.history.get("loss", [])
 
 

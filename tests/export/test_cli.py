@@ -2,10 +2,13 @@
 
 import argparse
 import json
+from pathlib import Path
 
+import numpy as np
 import pytest
 from export_helpers import SIZE, write_png
 
+from keras_csp import lite
 from keras_csp.export import cli
 
 
@@ -95,9 +98,6 @@ def test_predict_prints_the_top_classes(tflite_file, tmp_path, capsys):
 
 
 def test_predict_refuses_bad_images(tflite_file, tmp_path, capsys):
-    gray = write_png(tmp_path / "gray.png", [[0] * SIZE] * SIZE)
-    assert cli.main(["predict", str(tflite_file), str(gray)]) == 2
-    assert "has mode 'L'" in capsys.readouterr().err
     big = write_png(tmp_path / "big.png", [[[0, 0, 0]] * 40] * 50)
     assert cli.main(["predict", str(tflite_file), str(big)]) == 2
     assert "is 40x50; the model takes 32x32" in capsys.readouterr().err
@@ -111,3 +111,77 @@ def test_evaluate_prints_top1(tflite_file, class_folder, capsys):
     assert cli.main(["evaluate", str(tflite_file), "--data", str(class_folder), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["count"] == 6 and result["classes"] == 3 and 0 <= result["top1"] <= 1
+
+
+def _mixed_folder(root):
+    """RGB, grey, grey+alpha, RGBA and 16-bit grey PNGs, a text file and a truncated PNG."""
+    from PIL import Image
+
+    rng = np.random.default_rng(5)
+    rgb = rng.integers(0, 256, (SIZE, SIZE, 3)).astype(np.uint8)
+    write_png(root / "a_rgb.png", rgb)
+    Image.fromarray(rgb[..., 0]).save(root / "b_grey.png")
+    Image.fromarray(rgb[..., :2], "LA").save(root / "c_grey_alpha.png")
+    Image.fromarray(np.dstack([rgb, rgb[..., :1]]), "RGBA").save(root / "d_rgba.png")
+    Image.fromarray(rgb[..., 0].astype(np.uint16) * 257).save(root / "e_grey16.png")
+    (root / "f_text.png").write_text("not an image")
+    (root / "g_cut.png").write_bytes((root / "a_rgb.png").read_bytes()[:80])
+    return rgb
+
+
+def test_predict_converts_like_training_and_skips_unreadable_files(tflite_file, tmp_path, capsys):
+    folder = tmp_path / "images"
+    rgb = _mixed_folder(folder)
+    # Each converted file is the RGB image training's decoder gives: grey replicated, alpha
+    # dropped, 16 bits scaled to 8.
+    grey = np.repeat(rgb[..., :1], 3, axis=-1)
+    np.testing.assert_array_equal(lite.load_image(folder / "b_grey.png", SIZE), grey)
+    np.testing.assert_array_equal(lite.load_image(folder / "c_grey_alpha.png", SIZE), grey)
+    np.testing.assert_array_equal(lite.load_image(folder / "d_rgba.png", SIZE), rgb)
+    np.testing.assert_array_equal(lite.load_image(folder / "e_grey16.png", SIZE), grey)
+    with pytest.raises(lite.UnreadableImageError, match=r"f_text.png' is not an image file"):
+        lite.load_image(folder / "f_text.png")
+
+    # A folder is its images; the two unreadable ones are skipped, counted and named.
+    assert cli.main(["predict", str(tflite_file), str(folder), "--json"]) == 0
+    out = capsys.readouterr()
+    results = json.loads(out.out)
+    assert [Path(r["image"]).name for r in results if "top" in r] == [
+        "a_rgb.png", "b_grey.png", "c_grey_alpha.png", "d_rgba.png", "e_grey16.png"
+    ]
+    assert [Path(r["image"]).name for r in results if "skipped" in r] == ["f_text.png", "g_cut.png"]
+    assert cli.main(["predict", str(tflite_file), str(folder / "f_text.png"),
+                     str(folder / "a_rgb.png")]) == 0
+    assert "1 unreadable image(s) skipped: " in capsys.readouterr().err
+    assert cli.main(["predict", str(tflite_file), str(folder / "f_text.png")]) == 2
+    assert "none of the 1 image(s) could be decoded" in capsys.readouterr().err
+    assert cli.main(["predict", str(tflite_file), str(tmp_path / "nothing.png")]) == 2
+    assert "IMAGE=" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert cli.main(["predict", str(tflite_file), str(tmp_path / "empty")]) == 2
+    assert "is a folder without images" in capsys.readouterr().err
+
+
+def test_evaluate_skips_and_counts_unreadable_files(tflite_file, class_folder, tmp_path, capsys):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(class_folder, data)
+    _mixed_folder(data / "ant")
+    assert cli.main(["evaluate", str(tflite_file), "--data", str(data), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["count"] == 6 + 5 and result["skipped"] == 2
+    assert [Path(p).name for p in result["skipped_files"]] == ["f_text.png", "g_cut.png"]
+    assert cli.main(["evaluate", str(tflite_file), "--data", str(data)]) == 0
+    assert "2 unreadable image(s) skipped" in capsys.readouterr().err
+
+
+def test_load_image_sizes(tmp_path):
+    path = write_png(tmp_path / "wide.png", np.zeros((40, 80, 3)))
+    assert lite.load_image(path, size=64, resize="stretch").shape == (64, 64, 3)
+    assert lite.load_image(path, size=(20, 30), resize="crop").shape == (20, 30, 3)
+    for size in (0, -3, (32,), (32, 0), 2.5, "64", True):
+        with pytest.raises(ValueError, match=r"size=.* is not allowed; allowed: None, an integer"):
+            lite.load_image(path, size=size, resize="stretch")
+    with pytest.raises(ValueError, match=r"image='.*' is a folder; allowed: an image file"):
+        lite.load_image(tmp_path)

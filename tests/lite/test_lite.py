@@ -60,13 +60,12 @@ def test_bad_images_for_the_model(artifacts):
         model(np.full((1, SIZE, SIZE, 3), "a"))
 
 
-@pytest.mark.parametrize("mode, channels", [("L", 1), ("LA", 2), ("RGBA", 4), ("I;16", 1)])
-def test_non_rgb_files_are_refused(tmp_path, mode, channels):
+@pytest.mark.parametrize("mode, color", [("L", 77), ("LA", (77, 9)), ("RGBA", (77, 77, 77, 9)),
+                                         ("I;16", 77 * 257)])
+def test_non_rgb_files_are_converted_as_training_converts_them(tmp_path, mode, color):
     path = tmp_path / "image.png"
-    Image.new(mode, (SIZE, SIZE)).save(path)
-    with pytest.raises(ValueError, match=rf"image='.*image.png' has mode '{mode}' \({channels} "
-                                         r"channel\(s\)\); allowed: RGB images \(3 channels"):
-        lite.load_image(path, (SIZE, SIZE))
+    Image.new(mode, (SIZE, SIZE), color).save(path)
+    assert lite.load_image(path, (SIZE, SIZE))[0, 0].tolist() == [77, 77, 77]
 
 
 def test_files_that_are_not_images(tmp_path):

@@ -1,0 +1,87 @@
+"""Calibration and fine-tuning inputs: NaN/Inf refused with the images named, unreadable files
+skipped and reported (as training does), refusal only when no image is left."""
+
+import numpy as np
+import pytest
+from export_helpers import SIZE, write_png
+from PIL import Image
+
+from keras_csp import export
+
+
+def _images(count, bad=(), value=np.nan):
+    rng = np.random.default_rng(4)
+    images = [rng.uniform(0, 255, (SIZE, SIZE, 3)).astype("float32") for _ in range(count)]
+    for i in bad:
+        images[i][3, 5, 1] = value  # one pixel is enough to ruin the calibrated ranges
+    return images
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_nonfinite_calibration_images_are_refused_and_named(tiny_model, tmp_path, value):
+    # Without the check NaN gives a model that predicts one class; Inf kills the process.
+    with pytest.raises(ValueError, match=r"representative_data=<list of 8 element\(s\)>: 2 of the 8 "
+                                         r"image\(s\) it yields hold NaN or Inf values: image\(s\) "
+                                         r"2, 5 \(counted from 0"):
+        export.tflite(tiny_model, tmp_path / "m.tflite", quantize="int8",
+                      representative_data=_images(8, bad=(2, 5), value=value), verbose=False)
+    # In batches: images are counted across batches; only the `calibration_steps` used count.
+    batched = [np.stack(_images(4)), np.stack(_images(4, bad=(1, 3)))]
+    with pytest.raises(ValueError, match=r"1 of the first 6 image\(s\) read hold NaN or Inf "
+                                         r"values: image\(s\) 5 "):
+        export.tflite(tiny_model, tmp_path / "m.tflite", quantize="int8",
+                      representative_data=batched, calibration_steps=6, verbose=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("bad_batch, read", [(0, 4), (1, 8)])
+def test_nonfinite_fine_tuning_images_are_refused_and_named(bad_batch, read):
+    # What QAT and pruning run, on a one-layer model (fine-tuning the real twin takes ~30 s).
+    # The second batch is read by tf.data inside model.fit, which wraps errors of the source.
+    import tf_keras
+
+    from keras_csp.export import optimize
+    from keras_csp.export.serving import CLASSIFIER
+
+    model = tf_keras.Sequential([
+        tf_keras.layers.GlobalAveragePooling2D(input_shape=(SIZE, SIZE, 3)),
+        tf_keras.layers.Dense(2, activation="softmax"),
+    ])
+    data = [(np.stack(_images(4)), np.array([0, 1, 0, 1])) for _ in range(2)]
+    data[bad_batch][0][2, 0, 0, 0] = np.inf
+    with pytest.raises(ValueError, match=rf"train_data=<list of 2 element\(s\)>: 1 of the first "
+                                         rf"{read} image\(s\) read hold NaN or Inf values: "
+                                         rf"image\(s\) {read - 2} "):
+        optimize.finetune(model, teacher=None, kind=CLASSIFIER, train_data=data,
+                          input_size=(SIZE, SIZE))
+
+
+def _calibration_folder(root, good):
+    rng = np.random.default_rng(6)
+    for i in range(good):
+        write_png(root / f"{i}.png", rng.integers(0, 256, (SIZE, SIZE, 3)))
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "notes.png").write_text("not an image")
+    (root / "cut.jpg").write_bytes(b"\xff\xd8\xff\xe0" + bytes(30))
+    return root
+
+
+def test_unreadable_calibration_files_are_skipped_and_reported(tiny_model, tmp_path):
+    folder = _calibration_folder(tmp_path / "calib", good=3)
+    Image.new("RGBA", (SIZE, SIZE), (10, 20, 30, 0)).save(folder / "rgba.png")
+    Image.new("L", (SIZE, SIZE), 77).save(folder / "grey.png")
+    report = export.tflite(tiny_model, tmp_path / "m.tflite", quantize="int8",
+                           representative_data=folder, verbose=False)
+    assert "calibrated on 5 image(s)" in report.notes
+    assert (f"calibration: 2 unreadable image(s) skipped: {folder / 'cut.jpg'}, "
+            f"{folder / 'notes.png'}") in report.notes
+    assert (tmp_path / "m.tflite").is_file()
+
+
+def test_a_folder_with_no_readable_image_is_refused(tiny_model, tmp_path):
+    folder = _calibration_folder(tmp_path / "calib", good=0)
+    with pytest.raises(ValueError, match=r"representative_data='.*calib' yielded no images \(2 "
+                                         r"unreadable image\(s\) skipped: .*cut.jpg, .*notes.png\)"):
+        export.tflite(tiny_model, tmp_path / "m.tflite", quantize="int8",
+                      representative_data=folder, verbose=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["calib"]
