@@ -7,6 +7,7 @@ box formats and conversion (`keras_cv.bounding_box`), the task-aligned label ass
 `keras_cv.layers.NonMaxSuppression`.
 """
 
+import copy
 import dataclasses
 import warnings
 
@@ -90,21 +91,39 @@ def _config_from_dict(value):
     return value
 
 
+def _check_backbone_model(model):
+    """A built backbone must output the pyramid dict of a `include_top=False` builder."""
+    outputs = model.output
+    levels = isinstance(outputs, dict) and outputs and all(
+        isinstance(k, str) and k[:1] == "P" and k[1:].isdigit() for k in outputs
+    )
+    if not levels:
+        raise ValueError(
+            f"backbone=<keras.Model {model.name!r}> is not allowed: its output is not a pyramid "
+            "dict; allowed: a keras_csp builder's model with include_top=False and no pooling "
+            "(output {'P1': ..., 'P5': ...}), an architecture name, or a ModelConfig."
+        )
+
+
 def _backbone_features(images, backbone, input_shape, part_ratio, fusion, weights):
     """The backbone's layers rebuilt on `images` under `backbone.*` names; returns its pyramid dict.
 
-    The backbone is built by the package's builder (so every check of `build_model` applies and
-    `weights` load as they would for the classifier), then cloned layer by layer onto the
-    detector's input with a `backbone.` prefix: one flat graph, and a profile with a backbone part.
+    A name or `ModelConfig` is built by the package's builder (so every check of `build_model`
+    applies and `weights` load as they would for the classifier); a built model is taken as it is,
+    with its weights. Either is cloned layer by layer onto the detector's input with a `backbone.`
+    prefix: one flat graph, and a profile with a backbone part.
     """
-    model = build_model(
-        backbone,
-        include_top=False,
-        weights=weights,
-        input_shape=input_shape,
-        part_ratio=part_ratio,
-        fusion=fusion,
-    )
+    if isinstance(backbone, keras.Model):
+        model, weights = backbone, True  # a built model brings its weights
+    else:
+        model = build_model(
+            backbone,
+            include_top=False,
+            weights=weights,
+            input_shape=input_shape,
+            part_ratio=part_ratio,
+            fusion=fusion,
+        )
 
     def prefixed(layer):
         config = layer.get_config()
@@ -151,8 +170,12 @@ class CSPDetector(keras.Model):
 
     Args:
         backbone: an architecture name of this package (`"cspdarknet53"`, `"csppeleenet"`, ...;
-            see `keras_csp.models.MODEL_CONFIGS`) or a `keras_csp.models.ModelConfig`. It must give
-            pyramid levels up to P5 (stride 32), and P2 for the EFM neck.
+            see `keras_csp.models.MODEL_CONFIGS`), a `keras_csp.models.ModelConfig`, or a built
+            backbone, as keras-cv's detectors take one: a builder's model with
+            `include_top=False` (`keras_csp.CSPDarknet53(include_top=False, part_ratio=0.25,
+            weights="imagenet")`), whose layers and weights are copied in (`part_ratio`, `fusion`
+            and `backbone_weights` then do not apply). It must give pyramid levels up to P5
+            (stride 32), and P2 for the EFM neck.
         num_classes: number of object classes (>= 1), without a background class.
         neck: `"efm"` (the paper's Exact Fusion Model), `"gfm"`, `"fpn"` or `"panet"`.
         attention: `None`, `"sam"` (spatial attention on each neck output) or `"spp"` (spatial
@@ -220,12 +243,27 @@ class CSPDetector(keras.Model):
             raise ValueError(
                 f"max_detections={max_detections!r} is not allowed; allowed: an integer >= 1."
             )
-        if isinstance(backbone, dict):
+        serialized = None
+        if isinstance(backbone, dict) and "class_name" in backbone:
+            # A built backbone in a saved config (the layers only; the detector's file holds the
+            # weights). Deserialized under the caller's safe mode, as any Keras object.
+            # (of a copy: deserializing empties the dict it reads).
+            serialized = backbone
+            backbone = keras.saving.deserialize_keras_object(copy.deepcopy(backbone))
+        elif isinstance(backbone, dict):
             backbone = _config_from_dict(backbone)
-        if not isinstance(backbone, (str, model_config.ModelConfig)):
+        if isinstance(backbone, keras.Model):
+            _check_backbone_model(backbone)
+            if backbone_weights is not None:
+                raise ValueError(
+                    f"backbone_weights={backbone_weights!r} is not allowed with a built backbone; "
+                    "allowed: None (load the weights into the backbone model instead)."
+                )
+        elif not isinstance(backbone, (str, model_config.ModelConfig)):
             raise ValueError(
                 f"backbone={backbone!r} is not allowed; allowed: an architecture name "
-                f"({', '.join(sorted(model_config.MODEL_CONFIGS))}) or a ModelConfig."
+                f"({', '.join(sorted(model_config.MODEL_CONFIGS))}), a ModelConfig, or a built "
+                "backbone model (include_top=False)."
             )
         level_widths(neck_filters, "CSPDetector", "neck_filters")
         level_widths(head_filters, "CSPDetector", "head_filters")
@@ -236,8 +274,13 @@ class CSPDetector(keras.Model):
         need = [f"P{k}" for k in NECK_LEVELS[neck]]
         missing = [k for k in need if k not in features]
         if missing:
+            described = (
+                backbone if isinstance(backbone, str)
+                else f"<keras.Model {backbone.name!r}>" if isinstance(backbone, keras.Model)
+                else "ModelConfig"
+            )
             raise ValueError(
-                f"backbone={backbone if isinstance(backbone, str) else 'ModelConfig'!r} gives "
+                f"backbone={described!r} gives "
                 f"levels {sorted(features, key=lambda k: int(k[1:]))}; neck={neck!r} needs {need}."
             )
         fused = neck_fn(
@@ -246,7 +289,15 @@ class CSPDetector(keras.Model):
         outputs = yolo_head(fused, num_classes, head_filters, box_bins, activation, name="head")
         super().__init__(inputs=images, outputs=outputs, name=name, **kwargs)
 
-        self.backbone_spec = backbone
+        # A built backbone is kept as its serialized config: as an attribute, the model itself
+        # would be tracked and its weights saved a second time beside the detector's copies.
+        object.__setattr__(
+            self,
+            "backbone_spec",
+            (serialized or keras.saving.serialize_keras_object(backbone))
+            if isinstance(backbone, keras.Model)
+            else backbone,
+        )
         self.num_classes = num_classes
         self.neck = neck
         self.attention = attention
@@ -293,7 +344,9 @@ class CSPDetector(keras.Model):
     def get_config(self):
         backbone = self.backbone_spec
         return {
-            "backbone": backbone if isinstance(backbone, str) else _config_to_dict(backbone),
+            "backbone": (
+                backbone if isinstance(backbone, (str, dict)) else _config_to_dict(backbone)
+            ),
             "num_classes": self.num_classes,
             "neck": self.neck,
             "attention": self.attention,
