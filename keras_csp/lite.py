@@ -195,10 +195,12 @@ class LiteModel:
     `accelerator`: "cpu" (the interpreter, with XNNPACK), "gpu" (LiteRT's GPU accelerator; ops it
     cannot run stay on the CPU and `gpu_placement` names them; raises `GpuUnavailableError`,
     saying what is missing, where it cannot start) or "auto" (the GPU when it starts, else the
-    CPU with a warning). `self.accelerator` is the one in use.
+    CPU with a warning). `self.accelerator` is the one in use. `gpu_options`: LiteRT's
+    `ai_edge_litert.options.GpuOptions` (e.g. `enforce_f32=True`; by default the GPU may compute
+    in fp16).
     """
 
-    def __init__(self, path, num_threads=None, backend=None, accelerator="cpu"):
+    def __init__(self, path, num_threads=None, backend=None, accelerator="cpu", gpu_options=None):
         _gpu.check_accelerator(accelerator)
         self.path = _check_model_file(path)
         self.num_threads = num_threads
@@ -243,15 +245,15 @@ class LiteModel:
                 f"model={str(self.path)!r} has inputs {[(i.name, i.shape) for i in self.inputs]}; "
                 "allowed: one image input of shape (batch, height, width, channels)."
             )
-        self._start_accelerator(accelerator)
+        self._start_accelerator(accelerator, gpu_options)
 
-    def _start_accelerator(self, accelerator):
+    def _start_accelerator(self, accelerator, gpu_options):
         self.accelerator, self.gpu_placement, self._gpu = "cpu", None, None
         if accelerator == "cpu":
             return
         try:
             ops = [op for op in self.ops() if op != "DELEGATE"]  # not XNNPACK's own nodes
-            self._gpu = _gpu.GpuRunner(self.path, len(ops), self.num_threads)
+            self._gpu = _gpu.GpuRunner(self.path, len(ops), self.num_threads, gpu_options)
         except (_gpu.GpuUnavailableError, ValueError) as e:  # ValueError: the file refused
             if accelerator == "gpu":
                 raise

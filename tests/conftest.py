@@ -25,3 +25,23 @@ def tiny_config():
 def _fresh_keras_session():
     yield
     keras.backend.clear_session()
+
+
+@pytest.fixture(scope="session")
+def gpu_accelerator():
+    """LiteRT's GPU accelerator for this test process: SwiftShader (Debian's chromium, which
+    .ci/run installs) when no Vulkan driver is installed. Without either the test is skipped,
+    except where KERAS_CSP_REQUIRE_GPU_ACCELERATOR=1 (CI) makes that a failure.
+    """
+    from keras_csp import lite_gpu
+
+    if not lite_gpu.vulkan_drivers():
+        if os.path.isfile(lite_gpu.SWIFTSHADER_ICD):
+            lite_gpu.use_swiftshader()  # before this process's first GPU model: Dawn looks once
+        else:
+            reason = (f"no Vulkan driver and no SwiftShader ({lite_gpu.SWIFTSHADER_ICD}): "
+                      "apt-get install chromium")
+            if os.environ.get("KERAS_CSP_REQUIRE_GPU_ACCELERATOR") == "1":
+                pytest.fail(reason)
+            pytest.skip(reason)
+    return lite_gpu

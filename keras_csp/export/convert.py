@@ -30,7 +30,7 @@ import tensorflow as tf
 from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
 from keras_csp.export import data as data_lib
-from keras_csp.export import files, gpu, groups, int8
+from keras_csp.export import checksum, files, gpu, groups, int8
 from keras_csp.export.report import ExportReport
 from keras_csp.export.serving import build_serving, resolve_model
 from keras_csp.lite import check_resize, describe_skipped
@@ -361,12 +361,16 @@ def tflite(
                 + (" (XNNPACK has no int8 SOFTMAX; it is the classifier's last op)"
                    if "SOFTMAX" in outside else "")
             )
+    content = checksum.add_checksum(content)  # keras_csp.lite refuses the file if it changes
     files.write_bytes_atomic(path, content)
 
     check = gpu.gpu_check(content)
     if batch is None and any(" SHAPE:" in issue for issue in check["issues"]):
         notes.append("SHAPE ops come from the dynamic batch; batch=1 (--batch 1) folds them")
     runner = gpu.interpreter_for(content).get_signature_runner("serving_default")
+    # The real GPU engine's verdict where it starts (whole graph or not); the static one else.
+    accelerator = gpu.accelerator_check(path)
+    ran = accelerator.get("started") and "error" not in accelerator
     report = ExportReport(
         path=str(path),
         format="tflite",
@@ -376,7 +380,9 @@ def tflite(
         kind=serving.kind,
         inputs=_tensor_rows(runner.get_input_details()),
         outputs=_tensor_rows(runner.get_output_details()),
-        gpu_compatible=check["compatible"],
+        gpu_compatible=(accelerator["whole"] and accelerator["agrees"]) if ran
+        else check["compatible"],
+        gpu_accelerator=accelerator,
         analyzer_verdict=check["analyzer_verdict"],
         gpu_issues=check["issues"],
         notes=notes,

@@ -1,6 +1,14 @@
 """Will a `.tflite` file run on the mobile GPU delegate, and what to export instead when not.
 
-Two checks, both reported:
+First, whenever it can start, the real thing: `accelerator_check` runs the file on LiteRT's GPU
+accelerator (ML Drift, the engine of LiteRT's GPU path on phones; see `keras_csp/lite_gpu.py`)
+and on the CPU, and reports whether the whole graph is on the GPU, which ops stayed on the CPU,
+and the largest difference between the two. It runs in a child process kept for the session
+(imports and Vulkan start once; a crashing driver cannot take the export down), on SwiftShader
+when the machine has no Vulkan driver.
+
+Then two static checks, reported always (alone, and said to be only static, when the accelerator
+cannot start):
 
 1. The verdict of `tf.lite.experimental.Analyzer.analyze(..., gpu_compatibility=True)` (it prints;
    its output is captured). Caution: with TensorFlow 2.21 (and ai-edge-litert 2.3) its GPU check
@@ -20,7 +28,12 @@ table) and returns a note for each, which the export report prints.
 import collections
 import contextlib
 import io
+import json
 import math
+import os
+import select
+import subprocess
+import sys
 import warnings
 
 import keras
@@ -112,6 +125,54 @@ def gpu_check(model_content):
         "ops": counts,
         "analyzer_output": text,
     }
+
+
+# ------------------------------------------------------------------------- the real accelerator
+
+# Seconds one file may take on the accelerator (compile, a CPU and a GPU run): a full-size
+# CSPResNeXt50 runs in 3-10 s on SwiftShader.
+ACCELERATOR_TIMEOUT = 300
+_worker = None
+
+
+def _start_worker():
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
+    return subprocess.Popen(
+        [sys.executable, "-m", "keras_csp.lite_gpu", "--serve"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        text=True, env=env,
+    )
+
+
+def accelerator_check(path, timeout=ACCELERATOR_TIMEOUT):
+    """The file run on LiteRT's GPU accelerator and on the CPU (`keras_csp.lite_gpu.compare`).
+
+    A dict: `started` False with `reason` where the accelerator cannot start; else `whole`, `ops`,
+    `cpu_ops`, `refused`, `adapter`, `summary`, `max_difference`, `max_steps`; or `error` when the
+    run failed (a crash or a timeout included).
+    """
+    global _worker
+    if _worker is None or _worker.poll() is not None:
+        _worker = _start_worker()
+    worker = _worker
+    try:
+        worker.stdin.write(f"{os.path.abspath(path)}\n")
+        worker.stdin.flush()
+        ready, _, _ = select.select([worker.stdout], [], [], timeout)
+        line = worker.stdout.readline() if ready else ""
+    except OSError:
+        line = ""
+    if line:
+        return json.loads(line)
+    if ready:
+        code = worker.wait()
+        what = f"signal {-code}" if code < 0 else f"exit status {code}"
+        error = f"the accelerator's process ended ({what}) on this file"
+    else:
+        error = f"no answer from the accelerator in {timeout} s"
+    worker.kill()
+    _worker = None
+    return {"started": True, "error": error}
 
 
 # ------------------------------------------------------------------------------- substitutions

@@ -4,6 +4,26 @@ import dataclasses
 import json
 
 
+def accelerator_lines(check):
+    """The report's lines for an `export.gpu.accelerator_check` result."""
+    if not check.get("started"):
+        return [f"GPU accelerator: did not start ({check.get('reason')})"]
+    if "error" in check:
+        return [f"GPU accelerator: the run failed: {check['error']}"]
+    diffs = ", ".join(
+        f"{name} {value:.3g}" + (
+            f" ({check['max_steps'][name]:g} quantization steps)" if name in check["max_steps"]
+            else ""
+        )
+        for name, value in check["max_difference"].items()
+    )
+    agrees = "agrees with the CPU" if check["agrees"] else "DISAGREES with the CPU"
+    return [
+        f"GPU accelerator (LiteRT ML Drift, {check['adapter']}): {check['summary']}",
+        f"  {agrees} (fp32 on the GPU); max difference: {diffs}",
+    ]
+
+
 @dataclasses.dataclass
 class ExportReport:
     path: str
@@ -15,6 +35,8 @@ class ExportReport:
     inputs: list  # [{"name", "shape", "dtype", "quantization"}]
     outputs: list
     gpu_compatible: bool = None  # None: not a TFLite file
+    # LiteRT's GPU accelerator run (export.gpu.accelerator_check); None: not a TFLite file
+    gpu_accelerator: dict = None
     analyzer_verdict: str = ""
     gpu_issues: list = dataclasses.field(default_factory=list)
     notes: list = dataclasses.field(default_factory=list)
@@ -45,8 +67,13 @@ class ExportReport:
         if self.gpu_compatible is None:
             lines.append(f"  GPU delegate: {self.analyzer_verdict or 'n/a'}")
         else:
+            ran = bool(self.gpu_accelerator and self.gpu_accelerator.get("started"))
+            ran = ran and "error" not in self.gpu_accelerator
             verdict = "compatible" if self.gpu_compatible else "NOT compatible"
-            lines.append(f"  GPU delegate: {verdict}")
+            how = "the accelerator run" if ran else "static checks only"
+            lines.append(f"  GPU delegate: {verdict} ({how})")
+            if self.gpu_accelerator is not None:
+                lines.extend(f"    {line}" for line in accelerator_lines(self.gpu_accelerator))
             lines.append(f"    analyzer: {self.analyzer_verdict}")
             if self.gpu_issues:
                 lines.extend(f"    op check: {issue}" for issue in self.gpu_issues)

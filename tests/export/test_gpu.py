@@ -1,8 +1,11 @@
-"""Mobile GPU: every family exports (fp32 and fp16) with no op the GPU delegate would refuse.
+"""Mobile GPU: every family's fp32, fp16 and int8 export, and the detectors', runs whole on
+LiteRT's GPU accelerator and agrees with the CPU; the static checks pass too.
 
 The families are built from their own configs at depth 1 and a quarter of the width (the same
-layer and op types, converted in about a second). `KERAS_CSP_FULL_EXPORT_TESTS=1` also runs the
-real builders at 64x64 (about 10-20 s each).
+layer and op types, converted in about a second), at 64x64; each is exported once per format by
+`export.tflite`, whose report carries the accelerator's run (`export.gpu.accelerator_check`, on
+SwiftShader here). `KERAS_CSP_FULL_EXPORT_TESTS=1` also runs the real builders at 64x64 (about
+10-20 s each, and seconds per file on SwiftShader).
 """
 
 import os
@@ -11,17 +14,51 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from export_helpers import slim_config, tiny_classifier
+from export_helpers import randomize_batchnorm, slim_config, tiny_classifier
 
 import keras_csp
-from keras_csp import export, lite
-from keras_csp.export import convert, gpu
+from keras_csp import export, lite, lite_gpu
+from keras_csp.export import gpu
 from keras_csp.export.graph import layers_in_graph
-from keras_csp.export.serving import build_serving
 from keras_csp.export.twin import TWINS
-from keras_csp.models.config import MODEL_CONFIGS
+from keras_csp.models.config import MODEL_CONFIGS, ModelConfig, StagesConfig, StemConfig
 
 FAMILIES = sorted(MODEL_CONFIGS)
+FORMATS = ("none", "fp16", "int8")
+SIZE = 64
+
+
+def _calibration():
+    rng = np.random.default_rng(2)
+    return [rng.integers(0, 256, (2, SIZE, SIZE, 3), dtype=np.uint8) for _ in range(2)]
+
+
+def _export_all(model, folder, **kwargs):
+    """{format: ExportReport} of `model` exported once per format."""
+    return {
+        quantize: export.tflite(
+            model, folder / f"{quantize}.tflite", quantize=quantize, verbose=False,
+            representative_data=_calibration() if quantize == "int8" else None, **kwargs,
+        )
+        for quantize in FORMATS
+    }
+
+
+def _assert_whole_on_the_gpu_and_agrees(report):
+    check = report.gpu_accelerator
+    assert check["started"] and "error" not in check, check
+    print(f"{report.path}: {check['summary']}; max difference {check['max_difference']}, "
+          f"steps {check['max_steps']}")
+    assert check["whole"] and check["cpu_ops"] == 0 and check["refused"] == [], check
+    assert check["ops"] == sum(report.ops.values())
+    # Float outputs within 1e-5 of max(1, |output|), int8 ones within 2 quantization steps of the
+    # output (see lite_gpu.FLOAT_TOLERANCE for the measurement behind the number).
+    assert check["agrees"], check
+    if report.quantize == "int8":
+        assert set(check["max_steps"]) == set(check["max_difference"])
+        assert max(check["max_steps"].values()) <= lite_gpu.INT8_STEPS
+    assert report.gpu_compatible
+    assert "GPU delegate: compatible (the accelerator run)" in report.summary()
 
 
 def _assert_gpu_compatible(check):
@@ -32,31 +69,48 @@ def _assert_gpu_compatible(check):
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-def test_family_is_gpu_compatible_in_fp32_and_fp16(family):
-    model = keras_csp.build_model(slim_config(family), input_shape=(64, 64, 3), classes=10)
+def test_family_runs_whole_on_the_gpu_in_fp32_fp16_and_int8(family, gpu_accelerator, tmp_path):
+    model = randomize_batchnorm(
+        keras_csp.build_model(slim_config(family), input_shape=(SIZE, SIZE, 3), classes=10)
+    )
     # The QAT/pruning twin knows every layer of the family too.
     assert {type(layer).__name__ for layer in layers_in_graph(model)} <= set(TWINS)
-    # What export.tflite does, with one trace and freeze for both conversions.
-    serving = build_serving(model, require_static=True, nms=False)
-    serving.deploy, _ = gpu.substitute(serving.deploy)
-    holder = convert.freeze(serving.deploy, serving.input_size, serving.named_outputs)
-    for quantize in ("none", "fp16"):
-        check = gpu.gpu_check(convert.to_tflite(holder, convert.configure(quantize)))
-        _assert_gpu_compatible(check)
-        assert check["ops"].get("CONV_2D", 0) > 0
+    for report in _export_all(model, tmp_path).values():
+        # The static checks agree (they are what the report falls back to).
+        assert report.gpu_issues == [], report.gpu_issues
+        assert report.analyzer_verdict.startswith("Your model looks compatible with GPU delegate")
+        assert "=== TFLite ModelAnalyzer ===" in report.analyzer_output  # captured, not printed
+        assert report.ops.get("CONV_2D", 0) > 0
+        _assert_whole_on_the_gpu_and_agrees(report)
+
+
+@pytest.mark.parametrize("neck", ["efm", "panet"])
+def test_detector_runs_whole_on_the_gpu_in_fp32_fp16_and_int8(neck, gpu_accelerator, tmp_path):
+    from keras_csp.detection import CSPDetector
+
+    backbone = ModelConfig(
+        stem=StemConfig(filters=8, kernel_size=3, strides=2),
+        stages=StagesConfig(filters=(8, 16, 24, 32), depth=(1, 1, 1, 1), strides=2),
+        default_size=SIZE,
+    )
+    model = CSPDetector(backbone=backbone, num_classes=3, input_shape=(SIZE, SIZE, 3), neck=neck,
+                        neck_filters=8, head_filters=8)
+    for report in _export_all(model, tmp_path, batch=1).values():
+        assert report.kind == "detector"
+        _assert_whole_on_the_gpu_and_agrees(report)
 
 
 @pytest.mark.skipif(
     not os.environ.get("KERAS_CSP_FULL_EXPORT_TESTS"), reason="set KERAS_CSP_FULL_EXPORT_TESTS=1"
 )
 @pytest.mark.parametrize("family", FAMILIES)
-def test_full_builder_is_gpu_compatible(family, tmp_path):
-    model = keras_csp.build_model(family, input_shape=(64, 64, 3))
-    for quantize in ("none", "fp16"):
-        report = export.tflite(model, tmp_path / "m.tflite", quantize=quantize, verbose=False)
+def test_full_builder_runs_whole_on_the_gpu(family, gpu_accelerator, tmp_path):
+    model = randomize_batchnorm(keras_csp.build_model(family, input_shape=(SIZE, SIZE, 3)))
+    for quantize, report in _export_all(model, tmp_path).items():
         print(f"{family} {quantize}: {report.size_bytes:,} bytes, {sum(report.ops.values())} ops, "
               f"compatible={report.gpu_compatible}: {report.analyzer_verdict}")
-        assert report.gpu_compatible, report.summary()
+        assert not report.gpu_issues, report.summary()
+        _assert_whole_on_the_gpu_and_agrees(report)
 
 
 def test_an_incompatible_activation_gets_its_equivalent(tiny_config, tmp_path, pixels):
