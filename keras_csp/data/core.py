@@ -395,6 +395,8 @@ class ImageData:
     skipped: SkipLog = dataclasses.field(default_factory=SkipLog)
     # COCO category id of each class (detection from COCO files), for exporting predictions.
     category_ids: Optional[List[int]] = None
+    # Boxes clipped to their image on loading (coco_detection(clip_boxes=True)).
+    clipped_boxes: int = 0
 
     def __post_init__(self):
         check_task(self.task)

@@ -88,6 +88,19 @@ class TrainConfig:
     data_seed: int = _f(0, "seed of the synthetic images and of the validation split", None, "data")
     bounding_box_format: str = _f("xyxy", "detection: keras-cv box format of the data", None, "data")
     max_boxes: int = _f(100, "detection: boxes per image after padding", None, "data")
+    clip_boxes: bool = _f(
+        False,
+        "coco: clip boxes that stick out of their image by more than 1 pixel (and say how many) "
+        "instead of refusing the file",
+        None,
+        "data",
+    )
+    shapes_difficulty: str = _f(
+        "easy",
+        "shapes, detection: 'hard' draws crowded, occluding shapes of many sizes on photographs",
+        ("easy", "hard"),
+        "data",
+    )
     # --- augmentation ---
     augment: Optional[str] = _f(
         None, "augmentation preset (default: the task's preset)", AUGMENTS, "augmentation"

@@ -54,6 +54,7 @@ def load_data(cfg, task):
             seed=cfg.data_seed,
             bounding_box_format=cfg.bounding_box_format,
             max_boxes=None if task == "classification" else min(cfg.max_boxes, 16),
+            difficulty=cfg.shapes_difficulty,
         )
     if cfg.data == "folder":
         return kdata.image_folder(
@@ -72,6 +73,7 @@ def load_data(cfg, task):
         bounding_box_format=cfg.bounding_box_format,
         max_boxes=cfg.max_boxes,
         seed=cfg.data_seed,
+        clip_boxes=cfg.clip_boxes,
     )
 
 
@@ -589,6 +591,7 @@ def _summary(cfg, task, data, model, model_name, history, wall, strategy, num_wo
         "workers": num_workers,
         "mixed_precision": cfg.mixed_precision,
         "skipped_images": {"count": data.skipped.count, "files": data.skipped.sources[:100]},
+        "clipped_boxes": data.clipped_boxes,
         "inputs": "RGB 0-255 normalized as keras_csp.preprocessing.preprocess_input",
         "history": history,
         "config": cfg.to_dict(),
@@ -619,7 +622,8 @@ def _closing_lines(summary, data):
         f"Done: {summary['model']}: {metric}; {summary['params']:,} params; "
         f"{summary['wall_time_seconds']:.0f} s"
         + (f"; {speed:.0f} images/s" if speed else ""),
-        f"Data: {data.skipped.report()}.",
+        f"Data: {data.skipped.report()}"
+        + (f"; {data.clipped_boxes} box(es) clipped to their image." if data.clipped_boxes else "."),
         f"Wrote {', '.join(summary.get('files', {}).values()) or 'nothing'} and summary.json in "
         f"{summary['config']['output_dir']}.",
     ]

@@ -131,3 +131,93 @@ def test_other_bad_input(tmp_path, make_image):
         coco_detection(str(tmp_path / "nope.json"), images)
     with pytest.raises(ValueError, match="bounding_box_format='xyz'"):
         coco_detection(ann, images, bounding_box_format="xyz")
+
+
+def test_boxes_sticking_out_are_refused_or_clipped_and_counted(tmp_path, make_image):
+    ann, images = _coco(
+        tmp_path,
+        make_image,
+        annotations=[
+            {"id": 5, "image_id": 1, "category_id": 3, "bbox": [90, 10, 30, 10]},  # out by 20
+            {"id": 6, "image_id": 2, "category_id": 18, "bbox": [-0.5, 2, 10, 10]},  # tolerated
+        ],
+    )
+    with pytest.raises(ValueError, match=r"clip_boxes=True \(--clip-boxes\)") as e:
+        coco_detection(ann, images)
+    assert "annotation 5" in str(e.value) and "wide.jpg" in str(e.value)
+    with pytest.warns(UserWarning, match=r"clipped 1 box\(es\).*annotation 5"):
+        data = coco_detection(ann, images, image_size=100, clip_boxes=True)
+    assert data.clipped_boxes == 1
+    (b1, _), (b2, _), _ = _by_size(data.train)
+    np.testing.assert_allclose(b1, [[90, 10, 100, 20]], atol=1e-4)
+    np.testing.assert_allclose(b2, [[0, 2 * 1.25, 9.5 * 1.25, 12 * 1.25]], atol=1e-4)
+    # A box entirely outside is empty after clipping: still an error.
+    ann, images = _coco(
+        tmp_path,
+        make_image,
+        annotations=[{"id": 7, "image_id": 1, "category_id": 3, "bbox": [120, 10, 5, 5]}],
+    )
+    with pytest.raises(ValueError, match="annotation 7"):
+        coco_detection(ann, images, clip_boxes=True)
+
+
+def test_a_data_set_without_boxes_is_refused(tmp_path, make_image):
+    ann, images = _coco(
+        tmp_path,
+        make_image,
+        annotations=[{"id": 5, "image_id": 1, "category_id": 3, "bbox": [1, 1, 3, 3], "iscrowd": 1}],
+    )
+    with pytest.raises(ValueError, match=r"train.json' has no boxes: 3 image\(s\).*allowed: a "):
+        coco_detection(ann, images)
+
+
+def test_unknown_category_names_the_annotation(tmp_path, make_image):
+    ann, images = _coco(
+        tmp_path,
+        make_image,
+        annotations=[
+            {"id": 5, "image_id": 1, "category_id": 3, "bbox": [1, 1, 3, 3]},
+            {"id": 8, "image_id": 2, "category_id": 4, "bbox": [1, 1, 3, 3]},
+        ],
+    )
+    with pytest.raises(ValueError, match=r"train.json.*category id\(s\) 4 .*annotation\(s\) 8"):
+        coco_detection(ann, images)
+    # A validation file's categories must be the training file's.
+    with pytest.raises(ValueError, match="not declared by the training annotations"):
+        coco_detection(_coco(tmp_path / "t", make_image)[0], images, validation_annotations=ann)
+
+
+def test_annotation_file_of_another_image_set(tmp_path, make_image):
+    ann, images = _coco(tmp_path, make_image)
+    other = tmp_path / "other"
+    other.mkdir()
+    with pytest.raises(ValueError, match="none of its 3 image files is in images_dir=.*another"):
+        coco_detection(ann, str(other))
+    # Same file names, other sizes.
+    ann, images = _coco(
+        tmp_path,
+        make_image,
+        images=[
+            {"id": 1, "file_name": "wide.jpg", "width": 640, "height": 480},
+            {"id": 2, "file_name": "tall.png", "width": 40, "height": 80},
+        ],
+        annotations=[{"id": 5, "image_id": 1, "category_id": 3, "bbox": [1, 1, 3, 3]}],
+    )
+    with pytest.raises(ValueError, match=r"1 of 2 .*wide.jpg \(100x50, recorded 640x480\)"):
+        coco_detection(ann, images)
+
+
+def test_train_command_refuses_bad_coco_before_training(tmp_path, make_image, capsys):
+    from keras_csp.cli import main
+
+    ann, images = _coco(
+        tmp_path,
+        make_image,
+        annotations=[{"id": 5, "image_id": 1, "category_id": 3, "bbox": [90, 10, 30, 10]}],
+    )
+    out = tmp_path / "run"
+    args = ["train", "--task", "detection", "--data", "coco", "--data-path", ann,
+            "--images-dir", images, "--output-dir", str(out), "--input-size", "64"]
+    assert main(args) == 2
+    assert "--clip-boxes" in capsys.readouterr().err
+    assert not out.exists() or not any(out.iterdir())
