@@ -9,8 +9,8 @@ renamed into place, so an interrupted run never leaves a partial OUT behind.
 
 import os
 import sys
-import tempfile
 
+from keras_csp.export import files
 from keras_csp.weights.timm_convert import CLASSIFIER, apply_plan, plan_from_timm, read_checkpoint
 
 COMMAND = "convert-timm"
@@ -54,15 +54,9 @@ def convert(checkpoint, output, model_name, quiet=True):
     )
     plan = plan_from_timm(model, state, ignore_classifier=not include_top)
     apply_plan(model, plan, f"checkpoint {os.fspath(checkpoint)!r}")
-    fd, tmp = tempfile.mkstemp(prefix=".convert-", suffix=".weights.h5", dir=directory)
-    os.close(fd)
-    try:
-        model.save_weights(tmp)
-        os.replace(tmp, output)
-        tmp = None
-    finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.remove(tmp)
+    # Permissions as open() gives them, or those of the file replaced (mkstemp's were 0600).
+    with files.atomic_file(output, suffix=".partial.weights.h5") as tmp:
+        model.save_weights(str(tmp))
     if not quiet:
         top = f"classifier with {classes} classes" if include_top else "no classifier"
         print(

@@ -11,9 +11,10 @@ import http.client
 import os
 import socket
 import sys
-import tempfile
 import urllib.error
 import urllib.request
+
+from keras_csp.export import files
 
 CHUNK = 1 << 20
 TIMEOUT_S = 60
@@ -62,9 +63,9 @@ def download(url, destination, sha256=None, timeout=TIMEOUT_S, quiet=False, hint
     directory = os.path.dirname(os.path.abspath(destination))
     os.makedirs(directory, exist_ok=True)
     suffix = f"\n{hint}" if hint else ""
-    fd, partial = tempfile.mkstemp(
-        prefix=f".{os.path.basename(destination)}.", suffix=".part", dir=directory
-    )
+    # Permissions as open() gives them, or those of the file replaced (mkstemp's were 0600).
+    partial = files.new_temporary_file(destination, suffix=".part")
+    fd = os.open(partial, os.O_WRONLY)
     try:
         digest = hashlib.sha256()
         received = 0

@@ -1,6 +1,8 @@
 """Models, configs and images shared by the export tests."""
 
 import dataclasses
+import os
+import stat
 
 import keras
 import numpy as np
@@ -89,3 +91,15 @@ def write_png(path, array):
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(np.asarray(array, dtype=np.uint8)).save(path)
     return path
+
+
+def mode(path):
+    """The permission bits of a file or folder."""
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def open_mode(directory=False):
+    """The mode `open()` (0666) or `mkdir()` (0777) gives a new file or folder under the umask."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return (0o777 if directory else 0o666) & ~mask

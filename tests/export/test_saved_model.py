@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from export_helpers import SIZE
+from export_helpers import SIZE, mode, open_mode
 
 import keras_csp
 from keras_csp import export, lite
@@ -146,3 +146,10 @@ def test_a_keras_cv_style_detector_is_decoded(tmp_path):
     np.testing.assert_allclose(out["boxes"], np.asarray(expected["boxes"]), atol=1e-3)
     boxes = lite.detections(out, 0, score_threshold=0.0, iou_threshold=0.5, max_detections=5)
     assert 1 <= len(boxes) <= 5 and all(0 <= b[0] <= b[2] <= 64 for b in boxes)
+
+
+def test_the_folder_gets_the_permissions_mkdir_gives(saved):
+    folder, _ = saved
+    assert mode(folder) == open_mode(directory=True)  # tempfile made it 0700 whatever the umask
+    for path in folder.rglob("*"):
+        assert mode(path) == open_mode(directory=path.is_dir()), path

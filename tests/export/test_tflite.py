@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import tensorflow as tf
-from export_helpers import SIZE
+from export_helpers import SIZE, mode, open_mode
 
 from keras_csp import export, lite
 from keras_csp.export.serving import build_serving
@@ -139,3 +139,8 @@ def test_pixel_normalization_is_one_depthwise_op_with_preprocess_input_numbers()
                                           experimental_op_resolver_type=plain)
     interpreter.allocate_tensors()
     assert [op["op_name"] for op in interpreter._get_ops_details()] == ["DEPTHWISE_CONV_2D"]
+
+
+def test_files_get_the_permissions_open_gives(exported):
+    for path, _ in exported.values():
+        assert mode(path) == open_mode(), path  # tempfile made it 0600 whatever the umask

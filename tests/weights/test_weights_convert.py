@@ -3,6 +3,7 @@
 import argparse
 import os
 import re
+import stat
 import sys
 
 import h5py
@@ -299,6 +300,9 @@ def test_convert_timm_command(tmp_path, resnext_state, capsys):
     assert _run_cli(["convert-timm", checkpoint, str(out), "--model", "cspresnext50"]) == 0
     assert "wrote" in capsys.readouterr().out
     assert os.listdir(out.parent) == [out.name]  # no temporary file left behind
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o666 & ~mask  # as open() makes it, not 0600
     reference = keras_csp.CSPResNeXt50(input_shape=SMALL)
     from_timm(reference, state)
     loaded = keras_csp.CSPResNeXt50(input_shape=SMALL, weights=str(out))
