@@ -30,7 +30,12 @@ from pathlib import Path
 import numpy as np
 
 from keras_csp import lite_gpu as _gpu
-from keras_csp.lite_gpu import ACCELERATORS, GpuUnavailableError, use_swiftshader  # noqa: F401
+from keras_csp.lite_gpu import (  # noqa: F401
+    ACCELERATORS,
+    GpuUnavailableError,
+    check_accelerator,
+    use_swiftshader,
+)
 
 BACKENDS = ("litert", "tflite-runtime", "tensorflow")
 _BACKEND_MODULES = {

@@ -12,6 +12,10 @@ import sys
 from pathlib import Path
 
 COMMANDS = ("export", "predict", "evaluate")
+_ACCELERATOR_HELP = (
+    "cpu (default), gpu (LiteRT's GPU accelerator; needs a Vulkan device) or auto (the GPU when "
+    "it starts, else the CPU)"
+)
 _FORMATS = ("savedmodel", "tflite")
 
 
@@ -69,6 +73,7 @@ def add_parser(subparsers):
     p.add_argument("--resize", default="none",
                    help="none (the image must have the model's size), crop or stretch")
     p.add_argument("--backend", default=None, help="litert, tflite-runtime or tensorflow")
+    p.add_argument("--accelerator", default="cpu", help=_ACCELERATOR_HELP)
     p.add_argument("--json", action="store_true", help="print JSON")
 
     v = subparsers.add_parser(
@@ -80,6 +85,7 @@ def add_parser(subparsers):
     v.add_argument("--resize", default="none", help="none, crop or stretch")
     v.add_argument("--batch-size", type=int, default=32)
     v.add_argument("--backend", default=None, help="litert, tflite-runtime or tensorflow")
+    v.add_argument("--accelerator", default="cpu", help=_ACCELERATOR_HELP)
     v.add_argument("--json", action="store_true", help="print JSON")
     return subparsers
 
@@ -185,15 +191,47 @@ def _name(index, labels):
     return labels[index] if labels and 0 <= index < len(labels) else str(index)
 
 
+def _lite_model(args):
+    """The `LiteModel` of `args.model` on `--accelerator`; where the GPU runs, a line on stderr
+    says whether it took the whole graph, and `auto`'s fallback to the CPU is one line too."""
+    import warnings
+
+    from keras_csp import lite
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            model = lite.LiteModel(args.model, backend=args.backend, accelerator=args.accelerator)
+        except lite.GpuUnavailableError as e:  # the commands report bad input as ValueError
+            raise ValueError(f"--accelerator=gpu: {e}") from None
+    for warning in caught:
+        if "accelerator='auto'" in str(warning.message):
+            print(f"keras-csp: note: {warning.message}", file=sys.stderr)
+        else:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename,
+                                   warning.lineno)
+    if model.accelerator == "gpu":
+        print(f"keras-csp: {_where(model)}", file=sys.stderr)
+    return model
+
+
+def _where(model):
+    if model.accelerator != "gpu":
+        return model.backend
+    placement = model.gpu_placement
+    return f"GPU accelerator ({placement.adapter}): {placement.summary()}"
+
+
 def _predict(args):
     from keras_csp import lite
 
     if args.top < 1:
         raise ValueError(f"--top={args.top}; allowed: an integer >= 1.")
     lite.check_resize(args.resize, "--resize")
+    lite.check_accelerator(args.accelerator, "--accelerator")
     labels = _labels(args.labels)
     paths = _image_paths(args.images)
-    model = lite.LiteModel(args.model, backend=args.backend)
+    model = _lite_model(args)
     if args.draw is not None:
         if model.kind != "detector":
             raise ValueError(
@@ -289,16 +327,17 @@ def _evaluate(args):
     from keras_csp import lite
 
     lite.check_resize(args.resize, "--resize")
+    lite.check_accelerator(args.accelerator, "--accelerator")
     if args.batch_size < 1:
         raise ValueError(f"--batch-size={args.batch_size}; allowed: an integer >= 1.")
-    model = lite.LiteModel(args.model, backend=args.backend)
+    model = _lite_model(args)
     result = lite.evaluate(model, args.data, resize=args.resize, batch_size=args.batch_size)
     if args.json:
         print(json.dumps(result, indent=2))
     else:
         print(
             f"{args.model}: top-1 {result['top1']:.4f}, top-5 {result['top5']:.4f} on "
-            f"{result['count']} images of {result['classes']} classes ({model.backend})"
+            f"{result['count']} images of {result['classes']} classes ({_where(model)})"
         )
         if result.get("skipped"):
             skipped = [(path, "") for path in result["skipped_files"]]

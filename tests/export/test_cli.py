@@ -185,3 +185,29 @@ def test_load_image_sizes(tmp_path):
             lite.load_image(path, size=size, resize="stretch")
     with pytest.raises(ValueError, match=r"image='.*' is a folder; allowed: an image file"):
         lite.load_image(tmp_path)
+
+
+def test_predict_and_evaluate_on_the_gpu_accelerator(tflite_file, class_folder, gpu_accelerator,
+                                                     capsys):
+    image = str(next(class_folder.glob("ant/*.png")))
+    assert cli.main(["predict", str(tflite_file), image, "--json"]) == 0
+    on_cpu = json.loads(capsys.readouterr().out)
+    assert cli.main(["predict", str(tflite_file), image, "--json", "--accelerator", "gpu"]) == 0
+    out = capsys.readouterr()
+    assert "GPU accelerator (" in out.err and "whole graph" in out.err
+    on_gpu = json.loads(out.out)
+    assert [t["class"] for t in on_gpu[0]["top"]] == [t["class"] for t in on_cpu[0]["top"]]
+    for a, b in zip(on_gpu[0]["top"], on_cpu[0]["top"]):
+        assert a["probability"] == pytest.approx(b["probability"], abs=1e-5)
+    assert cli.main(["evaluate", str(tflite_file), "--data", str(class_folder),
+                     "--accelerator", "auto"]) == 0
+    assert "on the GPU" in capsys.readouterr().out
+
+
+def test_unknown_accelerator(tflite_file, class_folder, capsys):
+    assert cli.main(["predict", str(tflite_file), "x.png", "--accelerator", "tpu"]) == 2
+    assert ("--accelerator='tpu' does not exist; allowed: cpu, gpu, auto."
+            in capsys.readouterr().err)
+    assert cli.main(["evaluate", str(tflite_file), "--data", str(class_folder),
+                     "--accelerator", "GPU"]) == 2
+    assert "--accelerator='GPU' does not exist" in capsys.readouterr().err
