@@ -152,3 +152,45 @@ def test_op_check_flags_what_the_delegate_cannot_run():
     assert not check["compatible"]
     assert check["issues"] == ["op #1 TOPK_V2: not an op the GPU delegate implements"]
     assert check["analyzer_verdict"]  # TF 2.21's analyzer calls this compatible; we report both
+
+
+def test_a_file_the_gpu_refuses_is_written_and_its_ops_named(tiny_config, tmp_path,
+                                                              gpu_accelerator):
+    model = tiny_classifier(tiny_config, classifier_activation="log_softmax")
+    report = export.tflite(model, tmp_path / "kept.tflite", gpu_substitutes=False, verbose=False)
+    assert (tmp_path / "kept.tflite").exists()
+    check = report.gpu_accelerator
+    assert check["started"] and not check["whole"] and not report.gpu_compatible
+    assert check["refused"] == ["LOG_SOFTMAX: Operation is not supported"]
+    summary = report.summary()
+    assert "GPU delegate: NOT compatible (the accelerator run)" in summary
+    assert f"{check['cpu_ops']} of {check['ops']} ops left on the CPU: LOG_SOFTMAX" in summary
+    assert check["agrees"]  # the CPU runs what the GPU refuses: same values
+
+
+@pytest.fixture
+def no_vulkan(monkeypatch):
+    """The accelerator's process restarted where no Vulkan driver exists, then restarted back."""
+
+    def restart():
+        if gpu._worker is not None:
+            gpu._worker.kill()
+            gpu._worker.wait()
+            gpu._worker = None
+
+    restart()
+    monkeypatch.setenv("VK_ICD_FILENAMES", "/nonexistent/vk_icd.json")
+    yield
+    restart()
+
+
+def test_without_a_gpu_the_report_says_its_verdict_is_only_static(tiny_model, tmp_path,
+                                                                    no_vulkan):
+    report = export.tflite(tiny_model, tmp_path / "m.tflite", verbose=False)
+    assert report.gpu_accelerator["started"] is False
+    assert report.gpu_compatible  # the static checks' verdict
+    summary = report.summary()
+    assert "GPU delegate: compatible (static checks only)" in summary
+    assert ("GPU accelerator: did not start (LiteRT's GPU accelerator cannot start: no Vulkan "
+            in summary)
+    assert (tmp_path / "m.tflite").exists()
