@@ -52,6 +52,11 @@ def _profile(args):
     from keras_csp.models.config import get_config
     from keras_csp.profiler import profile
 
+    if args.input_size is not None and args.input_size < 1:  # 0 used to mean "the default"
+        raise ValueError(
+            f"--input-size={args.input_size} is not allowed; allowed: an integer >= 1, or no "
+            "--input-size for the model's default size."
+        )
     if args.model.lower() == "csp_detector":
         return _profile_detector(args)
     config = get_config(args.model)
@@ -65,7 +70,7 @@ def _profile(args):
             kwargs["part_ratio"] = args.part_ratio
         if args.fusion is not None:
             kwargs["fusion"] = args.fusion
-    size = args.input_size or config.default_size
+    size = config.default_size if args.input_size is None else args.input_size
     result = profile(args.model, (size, size, 3), **kwargs)
     print(json.dumps(result.to_dict(), indent=2) if args.json else result.table())
 
@@ -78,7 +83,8 @@ def _profile_detector(args):
     }
     attention = None if args.attention.lower() == "none" else args.attention
     result = profile_detector(
-        args.backbone, args.neck, attention, args.num_classes, args.input_size or 416, **kwargs
+        args.backbone, args.neck, attention, args.num_classes,
+        416 if args.input_size is None else args.input_size, **kwargs
     )
     print(json.dumps(result.to_dict(), indent=2) if args.json else result.table())
 

@@ -81,6 +81,10 @@ def test_cli_rejects_bad_arguments(capsys):
     assert "has no CSP stages" in capsys.readouterr().err
     assert main(["profile", "vgg16"]) == 2
     assert "model='vgg16' is not a known architecture" in capsys.readouterr().err
+    for model in ("cspresnext50", "csp_detector"):  # 0 profiled at the default size
+        assert main(["profile", model, "--input-size", "0"]) == 2
+        err = capsys.readouterr().err
+        assert "--input-size=0 is not allowed; allowed: an integer >= 1" in err
 
 
 def test_torchvision_style_names_are_grouped_by_stage_number():
