@@ -308,12 +308,19 @@ def field_kind(name):
     return {bool: "bool", int: "int", float: "float", str: "str"}[hint]
 
 
+# How an error names each kind of value ("a int value" read badly).
+_KIND_TEXT = {
+    "bool": "true or false", "int": "an integer", "float": "a number", "str": "a string",
+    "pair": "a pair [min, max]",
+}
+
+
 def _coerce(name, value):
     """Converts YAML/keyword values to the field's type; wrong types are a ValueError."""
     if value is None:
         return None
     kind = field_kind(name)
-    bad = ValueError(f"{name}={value!r} is not allowed; allowed: a {kind} value.")
+    bad = ValueError(f"{name}={value!r} is not allowed; allowed: {_KIND_TEXT[kind]}.")
     if kind == "bool":
         if isinstance(value, bool):
             return value

@@ -64,7 +64,9 @@ def test_unknown_key_lists_the_valid_ones(tmp_path):
         ({"fusion": "middle"}, "fusion='middle' is not allowed; allowed: 'full'"),
         ({"strategy": "tpu"}, "strategy='tpu'"),
         ({"epochs": 0}, "epochs=0"),
-        ({"epochs": "3"}, "epochs='3'"),
+        ({"epochs": "3"}, "epochs='3' is not allowed; allowed: an integer."),  # not "a int"
+        ({"learning_rate": "x"}, "learning_rate='x' is not allowed; allowed: a number."),
+        ({"overwrite": "yes"}, "overwrite='yes' is not allowed; allowed: true or false."),
         ({"part_ratio": 1.0}, "part_ratio=1.0"),
         ({"resume": True, "overwrite": True}, "contradict"),
         ({"data": "folder"}, "needs data_path"),
