@@ -21,6 +21,7 @@ CPU otherwise; `model.gpu_placement` says whether the whole graph is on the GPU.
 """
 
 import dataclasses
+import hashlib
 import importlib
 import os
 import sys
@@ -107,6 +108,7 @@ def verify_tflite_bytes(data):
     checks first. It checks structure, not meaning (the interpreter checks indices itself).
     """
     size = len(data)
+    seen = set()  # tables reached twice (offsets may share them) are walked once: linear time
 
     def u32(pos):
         if pos < 0 or pos + 4 > size:
@@ -114,6 +116,9 @@ def verify_tflite_bytes(data):
         return int.from_bytes(data[pos : pos + 4], "little")
 
     def table(pos, kind):
+        if (pos, kind) in seen:
+            return
+        seen.add((pos, kind))
         if pos + 4 > size:
             raise ValueError(f"table at {pos} is past the end ({size} bytes)")
         vtable = pos - int.from_bytes(data[pos : pos + 4], "little", signed=True)
@@ -170,6 +175,244 @@ def _u64_field(data, vtable, pos, index):
     return int.from_bytes(data[pos + offset : pos + offset + 8], "little") if offset else 0
 
 
+# ------------------------------------------------------------------------ what a file may declare
+
+# Bytes per element of each TensorType (schema.fbs); STRING, RESOURCE and VARIANT have no size.
+_TYPE_BYTES = {0: 4, 1: 2, 2: 4, 3: 1, 4: 8, 6: 1, 7: 2, 8: 8, 9: 1, 10: 8, 11: 16, 12: 8, 15: 4,
+               16: 2, 17: 0.5, 18: 2, 19: 0.25, 20: 0.5}
+_UNSIZED_TYPES = {5, 13, 14}
+# Inputs a model may leave out (index -1): the bias of convolutions and fully connected layers,
+# any input of the recurrent ops. Elsewhere the kernels read a -1 input as a tensor and crash
+# (SIGSEGV in tflite-runtime 2.14 and LiteRT 2.3 alike).
+_OPTIONAL_INPUTS = {3: {2}, 4: {2}, 9: {2}, 67: {3}}
+_RECURRENT_OPS = {16, 27, 35, 44, 46, 52}
+# Conv2D, DepthwiseConv2D and Pool2D options: {options type: {field: default}} of the strides,
+# dilations and filter sizes, which the kernels divide by (0, or a stride of 35841, killed
+# tflite-runtime 2.14 with SIGFPE; 4096 ran) or allocate with.
+_POSITIVE_OPTIONS = {
+    1: {1: 0, 2: 0, 4: 1, 5: 1},
+    2: {1: 0, 2: 0, 5: 1, 6: 1},
+    5: {1: 0, 2: 0, 3: 0, 4: 0},
+}
+_MAX_STRIDE = 1 << 12
+# Enum fields of common options, {options type: {field: number of values}}: the padding (SAME,
+# VALID) and fused activation (NONE..SIGN_BIT) of Conv2D, DepthwiseConv2D, Pool2D,
+# FullyConnected (and its weights format), Concatenation, Add, Mul and Sub. The kernels switch on
+# them without a default (padding 127 killed tflite-runtime 2.14 with SIGFPE).
+_ENUM_OPTIONS = {
+    1: {0: 2, 3: 6}, 2: {0: 2, 4: 6}, 5: {0: 2, 5: 6}, 8: {0: 6, 1: 2}, 10: {1: 6}, 11: {0: 6},
+    21: {0: 6}, 28: {0: 6},
+}
+
+
+def _slot(data, pos, index):
+    """The vtable entry (offset in its table, 0 if absent) of field `index` of a checked table."""
+    vtable = pos - int.from_bytes(data[pos : pos + 4], "little", signed=True)
+    vsize = int.from_bytes(data[vtable : vtable + 2], "little")
+    if 6 + 2 * index > vsize:
+        return 0
+    return int.from_bytes(data[vtable + 4 + 2 * index : vtable + 6 + 2 * index], "little")
+
+
+def _scalar(data, pos, index, size=4, signed=False, default=0):
+    offset = _slot(data, pos, index)
+    if not offset:
+        return default
+    if pos + offset + size > len(data):
+        raise ValueError(f"a field at {pos + offset} is past the end ({len(data)} bytes)")
+    return int.from_bytes(data[pos + offset : pos + offset + size], "little", signed=signed)
+
+
+def _target(data, pos, index):
+    """Where field `index` (a vector, string or table, bounds-checked by verify_tflite_bytes)
+    points, or None."""
+    offset = _slot(data, pos, index)
+    if not offset:
+        return None
+    at = pos + offset
+    return at + int.from_bytes(data[at : at + 4], "little")
+
+
+def _ints(data, pos, index):
+    at = _target(data, pos, index)
+    if at is None:
+        return None
+    count = int.from_bytes(data[at : at + 4], "little")
+    return [int.from_bytes(data[at + 4 + 4 * i : at + 8 + 4 * i], "little", signed=True)
+            for i in range(count)]
+
+
+def _tables(data, pos, index):
+    at = _target(data, pos, index)
+    if at is None:
+        return []
+    count = int.from_bytes(data[at : at + 4], "little")
+    elements = (at + 4 + 4 * i for i in range(count))
+    return [e + int.from_bytes(data[e : e + 4], "little") for e in elements]
+
+
+def physical_memory():
+    """Bytes of RAM of this machine (16 GiB where the system does not say)."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 16 << 30
+
+
+def check_tflite_model(data, max_memory=None):
+    """Raises ValueError where a TFLite flatbuffer declares what no interpreter can safely run.
+
+    Run after `verify_tflite_bytes`. Checks every tensor index of every operator and subgraph,
+    every opcode and buffer index, every tensor's shape and type, that every constant's buffer
+    holds exactly its shape's bytes, the strides, dilations and pool sizes of convolutions and
+    pools, and that the non-constant tensors together declare at most `max_memory` bytes (default:
+    the machine's RAM; the interpreter's arena, which reuses memory, needs less than their sum),
+    so that a damaged file cannot make the interpreter read outside a tensor, divide by zero or
+    allocate until the kernel kills the process.
+    """
+    limit = physical_memory() if max_memory is None else max_memory
+    root = int.from_bytes(data[0:4], "little")
+    codes = [
+        max(_scalar(data, c, 0, 1, signed=True), _scalar(data, c, 3, 4, signed=True))
+        for c in _tables(data, root, 1)
+    ]
+    buffer_sizes = []
+    for buffer in _tables(data, root, 4):
+        at = _target(data, buffer, 0)
+        held = int.from_bytes(data[at : at + 4], "little") if at is not None else 0
+        if not held and _scalar(data, buffer, 1, 8) > 1:  # data kept after the flatbuffer
+            held = _scalar(data, buffer, 2, 8)
+        buffer_sizes.append(held)
+    declared = 0
+    for s, subgraph in enumerate(_tables(data, root, 2)):
+        tensors = _tables(data, subgraph, 0)
+        for t, tensor in enumerate(tensors):
+            where = f"subgraph {s}, tensor {t}"
+            shape = _ints(data, tensor, 0) or []
+            signature = _ints(data, tensor, 7)
+            kind = _scalar(data, tensor, 1, 1, signed=True)
+            buffer = _scalar(data, tensor, 2)
+            if buffer >= max(len(buffer_sizes), 1):
+                raise ValueError(f"{where} names buffer {buffer} of {len(buffer_sizes)}")
+            if any(d < 0 for d in shape) or len(shape) > 16:
+                raise ValueError(f"{where} has the impossible shape {shape}")
+            if signature is not None and (
+                len(signature) != len(shape) or any(d < -1 for d in signature)
+            ):
+                raise ValueError(f"{where} has shape {shape} but shape signature {signature}")
+            if kind in _UNSIZED_TYPES:
+                continue
+            if kind not in _TYPE_BYTES:
+                raise ValueError(f"{where} has the unknown type {kind}")
+            count = 1
+            for d in shape:
+                count *= d
+            size = -(-count * int(_TYPE_BYTES[kind] * 4) // 4)  # exact: sizes are quarter bytes
+            held = buffer_sizes[buffer] if buffer < len(buffer_sizes) else 0
+            if held and not _slot(data, tensor, 6) and held != size:  # a dense constant
+                raise ValueError(
+                    f"{where} of shape {shape} needs {size} bytes but its buffer holds {held}"
+                )
+            if not held:
+                declared += size
+        count = len(tensors)
+        for name, index in (("inputs", 1), ("outputs", 2)):
+            bad = [i for i in _ints(data, subgraph, index) or [] if not 0 <= i < count]
+            if bad:
+                raise ValueError(f"subgraph {s} lists {name} {bad} of {count} tensors")
+        for o, op in enumerate(_tables(data, subgraph, 3)):
+            _check_operator(data, op, f"subgraph {s}, operator {o}", codes, count)
+    if declared > limit:
+        raise ValueError(
+            f"its tensors declare {declared / 2**30:.1f} GiB, more than max_memory="
+            f"{limit / 2**30:.1f} GiB"
+        )
+
+
+def _check_operator(data, op, where, codes, count):
+    opcode = _scalar(data, op, 0)
+    if opcode >= len(codes):
+        raise ValueError(f"{where} names opcode {opcode} of {len(codes)}")
+    code = codes[opcode]
+    for k, i in enumerate(_ints(data, op, 1) or []):
+        optional = code in _RECURRENT_OPS or k in _OPTIONAL_INPUTS.get(code, ())
+        if not (0 <= i < count or (i == -1 and optional)):
+            raise ValueError(f"{where} reads tensor {i} as input {k} ({count} tensors)")
+    bad = [i for i in _ints(data, op, 2) or [] if not 0 <= i < count]
+    if bad:
+        raise ValueError(f"{where} writes tensors {bad} ({count} tensors)")
+    kind = _scalar(data, op, 3, 1)
+    options = _target(data, op, 4)
+    if options is None:
+        return
+    for field, default in _POSITIVE_OPTIONS.get(kind, {}).items():
+        value = _scalar(data, options, field, 4, signed=True, default=default)
+        if not 1 <= value <= _MAX_STRIDE:
+            raise ValueError(f"{where} has a stride, dilation or pool size of {value}")
+    for field, count in _ENUM_OPTIONS.get(kind, {}).items():
+        value = _scalar(data, options, field, 1, signed=True)
+        if not 0 <= value < count:
+            raise ValueError(f"{where} has option {field} = {value} (allowed: 0 to {count - 1})")
+
+
+# ------------------------------------------------------------------------------------- checksum
+
+# Written by the export (keras_csp/export/checksum.py) as a TFLite metadata entry of this name,
+# whose buffer holds CHECKSUM_PREFIX and the SHA-256 of the file with those 32 bytes zeroed.
+CHECKSUM_NAME = "keras_csp.sha256"
+CHECKSUM_PREFIX = b"keras_csp.sha256:"
+
+
+def checksum_position(data):
+    """Where the 32 digest bytes of the file's checksum lie, or None for a file without one.
+
+    A file in which the name still appears (in the metadata name or the buffer's prefix) but
+    whose entry cannot be followed is refused: damage that hid the checksum must not pass as "no
+    checksum".
+    """
+    root = int.from_bytes(data[0:4], "little")
+    buffers = _tables(data, root, 4)
+    for entry in _tables(data, root, 6):
+        at = _target(data, entry, 0)
+        if at is None:
+            continue
+        length = int.from_bytes(data[at : at + 4], "little")
+        if bytes(data[at + 4 : at + 4 + length]) != CHECKSUM_NAME.encode():
+            continue
+        index = _scalar(data, entry, 1)
+        at = _target(data, buffers[index], 0) if index < len(buffers) else None
+        want = len(CHECKSUM_PREFIX) + 32
+        if at is None or int.from_bytes(data[at : at + 4], "little") != want or bytes(
+            data[at + 4 : at + 4 + len(CHECKSUM_PREFIX)]
+        ) != CHECKSUM_PREFIX:
+            raise ValueError("its keras_csp checksum entry is damaged")
+        return at + 4 + len(CHECKSUM_PREFIX)
+    if CHECKSUM_NAME.encode() in data:
+        raise ValueError("it holds a keras_csp checksum that its metadata no longer lists")
+    return None
+
+
+def file_digest(data, at):
+    """SHA-256 of `data` with the 32 bytes at `at` read as zeros."""
+    digest = hashlib.sha256(memoryview(data)[:at])
+    digest.update(bytes(32))
+    digest.update(memoryview(data)[at + 32 :])
+    return digest.digest()
+
+
+def verify_checksum(data):
+    """True if the file's checksum matches, False if it has none; ValueError if it differs."""
+    at = checksum_position(data)
+    if at is None:
+        return False
+    if file_digest(data, at) != bytes(data[at : at + 32]):
+        raise ValueError(
+            "its SHA-256 differs from the one the export wrote into it: the file changed after "
+            "export"
+        )
+    return True
+
+
 @dataclasses.dataclass
 class TensorInfo:
     name: str
@@ -205,7 +448,8 @@ class LiteModel:
     in fp16).
     """
 
-    def __init__(self, path, num_threads=None, backend=None, accelerator="cpu", gpu_options=None):
+    def __init__(self, path, num_threads=None, backend=None, accelerator="cpu", gpu_options=None,
+                 max_memory=None):
         _gpu.check_accelerator(accelerator)
         self.path = _check_model_file(path)
         self.num_threads = num_threads
@@ -213,22 +457,38 @@ class LiteModel:
         content = self.path.read_bytes()
         try:
             verify_tflite_bytes(content)
+            # True where the export's checksum matched (every byte as written), False for a file
+            # without one, which then gets only the checks below.
+            self.checksum_verified = verify_checksum(content)
+            check_tflite_model(content, max_memory)
         except ValueError as e:
             raise ValueError(
                 f"model={str(self.path)!r} is truncated or corrupt ({e}); allowed: a complete "
-                ".tflite file."
+                ".tflite file as the export wrote it."
             ) from None
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice
                 # From the bytes just checked (a mapped file that changes could still crash).
                 self._interpreter = interpreter(model_content=content, num_threads=num_threads)
-        except (ValueError, RuntimeError) as e:
-            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            self._read_signature()
+        except Exception as e:  # whatever the runtime raises (RuntimeError, ValueError, ...)
+            raise self._corrupt("cannot be read as a TFLite model", e) from None
+        if len(self.inputs) != 1 or len(self.inputs[0].shape) != 4:
             raise ValueError(
-                f"model={str(self.path)!r} cannot be read as a TFLite model (truncated or "
-                f"corrupt?): {reason}; allowed: a complete .tflite file."
-            ) from None
+                f"model={str(self.path)!r} has inputs {[(i.name, i.shape) for i in self.inputs]}; "
+                "allowed: one image input of shape (batch, height, width, channels)."
+            )
+        self._start_accelerator(accelerator, gpu_options)
+
+    def _corrupt(self, what, error):
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        return ValueError(
+            f"model={str(self.path)!r} {what} (truncated or corrupt?): {type(error).__name__}: "
+            f"{reason}; allowed: a complete .tflite file as the export wrote it."
+        )
+
+    def _read_signature(self):
         signatures = self._interpreter.get_signature_list()
         if signatures:
             key = "serving_default" if "serving_default" in signatures else sorted(signatures)[0]
@@ -245,12 +505,6 @@ class LiteModel:
             self.outputs = [
                 _tensor_info(d["name"], d) for d in self._interpreter.get_output_details()
             ]
-        if len(self.inputs) != 1 or len(self.inputs[0].shape) != 4:
-            raise ValueError(
-                f"model={str(self.path)!r} has inputs {[(i.name, i.shape) for i in self.inputs]}; "
-                "allowed: one image input of shape (batch, height, width, channels)."
-            )
-        self._start_accelerator(accelerator, gpu_options)
 
     def _start_accelerator(self, accelerator, gpu_options):
         self.accelerator, self.gpu_placement, self._gpu = "cpu", None, None
@@ -336,11 +590,19 @@ class LiteModel:
                 pad = fixed - len(chunk)
                 if pad:
                     chunk = np.concatenate([chunk, np.repeat(chunk[-1:], pad, axis=0)])
-                chunks.append(self._run(chunk))
+                chunks.append(self._checked_run(chunk))
             return {
                 name: np.concatenate([c[name] for c in chunks])[: len(images)] for name in chunks[0]
             }
-        return self._run(images)
+        return self._checked_run(images)
+
+    def _checked_run(self, images):
+        # The images were checked against the input; what the interpreter still refuses (a
+        # tensor it cannot allocate or an op it cannot prepare) is the file's fault.
+        try:
+            return self._run(images)
+        except (RuntimeError, MemoryError) as e:  # MemoryError: the runtime's std::bad_alloc
+            raise self._corrupt("cannot run", e) from None
 
     def _run(self, images):
         if self._gpu is not None:
