@@ -199,6 +199,11 @@ _MAX_STRIDE = 1 << 12
 # VALID) and fused activation (NONE..SIGN_BIT) of Conv2D, DepthwiseConv2D, Pool2D,
 # FullyConnected (and its weights format), Concatenation, Add, Mul and Sub. The kernels switch on
 # them without a default (padding 127 killed tflite-runtime 2.14 with SIGFPE).
+# The options type each of those ops reads: {op code: options type}. A CONV_2D whose options
+# claim another type is read as Conv2DOptions all the same (type 73: SIGFPE in tflite-runtime).
+# Convolutions and pools need theirs (without, their strides are 0); the others may have none.
+_OPTIONS_OF = {3: 1, 4: 2, 1: 5, 12: 5, 17: 5, 9: 8, 2: 10, 0: 11, 18: 21, 41: 28}
+_OPTIONS_REQUIRED = {1, 3, 4, 12, 17}
 _ENUM_OPTIONS = {
     1: {0: 2, 3: 6}, 2: {0: 2, 4: 6}, 5: {0: 2, 5: 6}, 8: {0: 6, 1: 2}, 10: {1: 6}, 11: {0: 6},
     21: {0: 6}, 28: {0: 6},
@@ -343,6 +348,12 @@ def _check_operator(data, op, where, codes, count):
         raise ValueError(f"{where} writes tensors {bad} ({count} tensors)")
     kind = _scalar(data, op, 3, 1)
     options = _target(data, op, 4)
+    expected = _OPTIONS_OF.get(code)
+    if expected is not None and (
+        (kind, options is None) != (expected, False) if code in _OPTIONS_REQUIRED
+        else kind not in (0, expected)
+    ):
+        raise ValueError(f"{where} (op {code}) has options of type {kind}, not {expected}")
     if options is None:
         return
     for field, default in _POSITIVE_OPTIONS.get(kind, {}).items():

@@ -189,6 +189,7 @@ def test_files_without_checksum_are_checked_before_the_interpreter(artifacts, tm
         "stride, dilation or pool size of 35841": _patch(
             data, options + lite._slot(data, options, 1), 35841),
         "has option 0 = 127": _patch(data, options + lite._slot(data, options, 0), 127, 1),
+        "has options of type 73, not 1": _patch(data, conv + lite._slot(data, conv, 3), 73, 1),
         # Shapes: an activation of 2^40 bytes, a constant that its buffer does not hold.
         "more than max_memory=1.0 GiB": _patch(
             data, lite._target(data, activation, 0) + 8, 1 << 24),
