@@ -752,12 +752,14 @@ class ExportRow:
     gpu_issues: list
     latency_ms: float = None
     top1: float = None
+    gpu_accelerator: dict = None  # the report's run on LiteRT's GPU accelerator
 
 
 def export_variants(model, out_dir, calibration_images, formats=("fp32", "fp16", "int8"),
                     name="model", batch=None):
     """Exports `model` to TFLite once per format with `keras_csp.export.tflite`; returns
-    `ExportRow`s (file size and the GPU-delegate verdict of the export report)."""
+    `ExportRow`s (file size, the GPU-delegate verdict of the export report and its run on LiteRT's
+    GPU accelerator)."""
     import logging
     import warnings
 
@@ -783,7 +785,8 @@ def export_variants(model, out_dir, calibration_images, formats=("fp32", "fp16",
         finally:
             tf_logger.setLevel(level)
         rows.append(ExportRow(fmt, str(path), report.size_bytes, bool(report.gpu_compatible),
-                              report.analyzer_verdict, list(report.gpu_issues)))
+                              report.analyzer_verdict, list(report.gpu_issues),
+                              gpu_accelerator=report.gpu_accelerator))
     return rows
 
 
@@ -812,17 +815,35 @@ def evaluate_exports(rows, images, labels, latency_runs=20):
     return rows
 
 
+def accelerator_cell(check):
+    """One table cell for an export report's GPU-accelerator run: whole graph or not, and how
+    close to the CPU (quantization steps for int8 files)."""
+    if check is None:
+        return "–"
+    if not check.get("started"):
+        return "did not start: " + check.get("reason", "")
+    if "error" in check:
+        return "failed: " + check["error"]
+    if check["max_steps"]:
+        diff = f"{max(check['max_steps'].values()):g} quantization step(s)"
+    else:
+        diff = f"{max(check['max_difference'].values(), default=0.0):.2g}"
+    agrees = "agrees" if check["agrees"] else "DISAGREES"
+    return f"{check['summary']}; {agrees} with the CPU (max difference {diff})"
+
+
 def export_table_rows(rows, keras_top1=None):
     table = []
     if keras_top1 is not None:
         table.append({"format": "Keras (float32)", "size KiB": "–", "GPU delegate": "–",
-                      "latency ms": "–", "top-1": round(keras_top1, 4)})
+                      "GPU accelerator": "–", "latency ms": "–", "top-1": round(keras_top1, 4)})
     for r in rows:
         verdict = "compatible" if r.gpu_compatible else "NOT compatible: " + "; ".join(r.gpu_issues)
         table.append({
             "format": r.format,
             "size KiB": round(r.size_bytes / 1024, 1),
             "GPU delegate": verdict,
+            "GPU accelerator": accelerator_cell(r.gpu_accelerator),
             "latency ms": "–" if r.latency_ms is None else round(r.latency_ms, 2),
             "top-1": "–" if r.top1 is None else round(r.top1, 4),
         })

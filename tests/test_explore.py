@@ -215,6 +215,14 @@ def test_export_table_rows_and_quick_mode(monkeypatch):
     assert table[0]["format"] == "Keras (float32)" and table[1]["size KiB"] == 2.0
     assert table[1]["GPU delegate"] == "compatible" and table[1]["latency ms"] == 1.23
     assert table[2]["GPU delegate"] == "NOT compatible: op X" and table[2]["top-1"] == "–"
+    assert table[1]["GPU accelerator"] == "–"
+    whole = {"started": True, "summary": "whole graph (9 ops) on the GPU", "agrees": True,
+             "max_difference": {"probabilities": 0.0039}, "max_steps": {"probabilities": 1.0}}
+    assert explore.accelerator_cell(whole) == ("whole graph (9 ops) on the GPU; agrees with the "
+                                               "CPU (max difference 1 quantization step(s))")
+    assert explore.accelerator_cell({"started": False, "reason": "no Vulkan"}) == (
+        "did not start: no Vulkan"
+    )
     monkeypatch.setenv(explore.QUICK_ENV, "1")
     assert explore.quick_mode()
     monkeypatch.setenv(explore.QUICK_ENV, "0")

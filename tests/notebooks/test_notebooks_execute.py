@@ -105,6 +105,10 @@ assert sizes["int8"] < sizes["fp16"] < sizes["fp32"], sizes
 for r in rows:
     assert os.path.isfile(r.path) and r.latency_ms > 0 and 0.0 <= r.top1 <= 1.0
     assert isinstance(r.gpu_compatible, bool)
+# Each file ran whole on LiteRT's GPU accelerator (SwiftShader here) and agreed with the CPU.
+for r in rows + det_rows:
+    assert r.gpu_accelerator["whole"] and r.gpu_accelerator["agrees"], r.gpu_accelerator
+    assert "whole graph" in explore.accelerator_cell(r.gpu_accelerator)
 assert det_rows[0].format == "fp32" and det_rows[0].latency_ms > 0
 assert len(found) == len(det_images)
 for boxes in found:
