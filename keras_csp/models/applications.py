@@ -22,7 +22,10 @@ _ARGS = """
             returns the globally pooled last feature map.
         classes: number of classes with `include_top=True`.
         classifier_activation: activation of the classifier (`None` for logits).
-        name: model name."""
+        name: model name.
+        weights_sha256: the SHA-256 (64 hex digits) the weights file must have: for `"imagenet"`
+            the downloaded timm checkpoint (needed from a mirror when the registry records none),
+            for a path that file. A file with another hash is refused."""
 
 _CSP_ARGS = """
         part_ratio: γ, the fraction of each stage's channels that bypasses its blocks (strictly
@@ -56,6 +59,7 @@ def CSPResNet50(
     part_ratio=0.5,
     fusion="full",
     name=None,
+    weights_sha256=None,
 ):
     return build_model("cspresnet50", **locals())
 
@@ -72,6 +76,7 @@ def CSPResNeXt50(
     part_ratio=0.5,
     fusion="full",
     name=None,
+    weights_sha256=None,
 ):
     return build_model("cspresnext50", **locals())
 
@@ -88,6 +93,7 @@ def CSPDarknet53(
     part_ratio=0.5,
     fusion="full",
     name=None,
+    weights_sha256=None,
 ):
     return build_model("cspdarknet53", **locals())
 
@@ -102,6 +108,7 @@ def Darknet53(
     classes=1000,
     classifier_activation="softmax",
     name=None,
+    weights_sha256=None,
 ):
     return build_model("darknet53", **locals())
 
@@ -121,6 +128,7 @@ def ResNet50(
     classes=1000,
     classifier_activation="softmax",
     name=None,
+    weights_sha256=None,
 ):
     return build_model("resnet50", **locals())
 
@@ -139,6 +147,7 @@ def ResNeXt50(
     classes=1000,
     classifier_activation="softmax",
     name=None,
+    weights_sha256=None,
 ):
     return build_model("resnext50", **locals())
 
@@ -160,6 +169,7 @@ def ResNet10(
     classes=1000,
     classifier_activation="softmax",
     name=None,
+    weights_sha256=None,
 ):
     return build_model("resnet10", **locals())
 
@@ -187,6 +197,7 @@ def CSPResNet10(
     part_ratio=0.5,
     fusion="full",
     name=None,
+    weights_sha256=None,
 ):
     return build_model("cspresnet10", **locals())
 
@@ -225,6 +236,7 @@ def DenseNet121(
     classes=1000,
     classifier_activation="softmax",
     name=None,
+    weights_sha256=None,
 ):
     return build_model("densenet121", **locals())
 
@@ -243,6 +255,7 @@ def DenseNet201(
     classes=1000,
     classifier_activation="softmax",
     name=None,
+    weights_sha256=None,
 ):
     return build_model("densenet201", **locals())
 
@@ -265,6 +278,7 @@ def CSPDenseNet121(
     part_ratio=0.5,
     fusion="full",
     name=None,
+    weights_sha256=None,
 ):
     return build_model("cspdensenet121", **locals())
 
@@ -287,6 +301,7 @@ def CSPDenseNet201(
     part_ratio=0.5,
     fusion="full",
     name=None,
+    weights_sha256=None,
 ):
     return build_model("cspdensenet201", **locals())
 
@@ -320,6 +335,7 @@ def PeleeNet(
     classes=1000,
     classifier_activation="softmax",
     name=None,
+    weights_sha256=None,
 ):
     return build_model("peleenet", **locals())
 
@@ -364,6 +380,7 @@ def CSPPeleeNet(
     part_ratio=0.5,
     fusion="full",
     name=None,
+    weights_sha256=None,
 ):
     return build_model("csppeleenet", **locals())
 

@@ -280,6 +280,7 @@ def build_model(
     part_ratio=0.5,
     fusion="full",
     name=None,
+    weights_sha256=None,
 ):
     """Builds the named architecture (or a `ModelConfig`) as a Keras model.
 
@@ -324,6 +325,7 @@ def build_model(
     if input_tensor is not None:
         inputs = keras.utils.get_source_inputs(input_tensor)
     result = keras.Model(inputs, outputs, name=name or arch or "csp_model")
-    if weights is not None:
-        load_weights(result, weights, arch=arch, include_top=include_top, classes=classes)
+    if weights is not None or weights_sha256 is not None:
+        load_weights(result, weights, arch=arch, include_top=include_top, classes=classes,
+                     weights_sha256=weights_sha256)
     return result

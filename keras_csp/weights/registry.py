@@ -9,14 +9,21 @@ The download location can be redirected with the environment variable `KERAS_CSP
 (a base URL that replaces `https://huggingface.co/timm`; the file is then fetched from
 `$KERAS_CSP_WEIGHTS_URL/<tag>/resolve/main/model.safetensors`), e.g. for a local mirror or for
 tests, or per call with the `base_url` argument of `ImageNetWeights.url`.
+
+A downloaded file is only ever accepted against a known SHA-256 (see `keras_csp.weights.loading`):
+the user's (`weights_sha256=`, or `$KERAS_CSP_WEIGHTS_SHA256`, parsed by `user_sha256`), the one
+recorded here, or, from the hub itself, the one the hub announces for a Git LFS file.
 """
 
 import dataclasses
 import os
+import re
 from typing import Optional
 
 WEIGHTS_URL_ENV = "KERAS_CSP_WEIGHTS_URL"
+WEIGHTS_SHA256_ENV = "KERAS_CSP_WEIGHTS_SHA256"
 DEFAULT_BASE_URL = "https://huggingface.co/timm"
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,8 +33,8 @@ class ImageNetWeights:
     Attributes:
         arch: the architecture name in this package (`keras_csp.build_model` name).
         tag: the timm model tag, also the Hugging Face repository `timm/<tag>`.
-        sha256: hex SHA-256 of `model.safetensors`, or None where no published value was found;
-            the download is verified whenever it is set.
+        sha256: hex SHA-256 of `model.safetensors`, or None where no published value was found
+            (the download is then verified against the hub's own, or the user's).
         top1: ImageNet-1k top-1 (%) reported by timm for this checkpoint at `input_size`.
         input_size: the evaluation size (square) the top-1 refers to.
         crop_pct: the center-crop fraction of timm's evaluation transform.
@@ -48,14 +55,55 @@ class ImageNetWeights:
 
     def url(self, base_url=None):
         """The download URL; `base_url`, then `$KERAS_CSP_WEIGHTS_URL`, then the hub."""
-        base = base_url or os.environ.get(WEIGHTS_URL_ENV) or DEFAULT_BASE_URL
-        return f"{base.rstrip('/')}/{self.tag}/resolve/main/{self.filename}"
+        return f"{_base(base_url)}/{self.tag}/resolve/main/{self.filename}"
 
-    @property
-    def cache_name(self):
-        """File name of the converted weights in the cache; changes when the checksum does."""
-        suffix = f"-{self.sha256[:8]}" if self.sha256 else ""
-        return f"{self.tag}{suffix}.weights.h5"
+    def from_hub(self, base_url=None):
+        """True when `url(base_url)` is the Hugging Face hub itself, not a mirror."""
+        return _base(base_url) == DEFAULT_BASE_URL.rstrip("/")
+
+    def cache_name(self, sha256):
+        """File name of the converted weights of the checkpoint whose SHA-256 is `sha256`."""
+        return f"{self.tag}-{sha256}.weights.h5"
+
+
+def _base(base_url):
+    return (base_url or os.environ.get(WEIGHTS_URL_ENV) or DEFAULT_BASE_URL).rstrip("/")
+
+
+def check_sha256(value, argument):
+    """A SHA-256 as 64 lower-case hex digits, or a ValueError naming `argument`."""
+    text = value.strip().lower() if isinstance(value, str) else None
+    if text is None or not _SHA256.fullmatch(text):
+        raise ValueError(
+            f"{argument}={value!r} is not allowed; allowed: a SHA-256 as 64 hex digits."
+        )
+    return text
+
+
+def user_sha256(entry, weights_sha256=None):
+    """The SHA-256 the user gives for `entry`'s checkpoint, or None.
+
+    `weights_sha256` (the builders' argument) wins; else `$KERAS_CSP_WEIGHTS_SHA256`, either one
+    hash or `name=hash` pairs separated by commas, a name being the architecture or the timm tag
+    (`cspresnext50=ab12...,darknet53=cd34...`).
+    """
+    if weights_sha256 is not None:
+        return check_sha256(weights_sha256, "weights_sha256")
+    text = os.environ.get(WEIGHTS_SHA256_ENV, "").strip()
+    if not text:
+        return None
+    if "=" not in text:
+        return check_sha256(text, f"${WEIGHTS_SHA256_ENV}")
+    for item in text.split(","):
+        name, _, value = item.partition("=")
+        if not value:
+            raise ValueError(
+                f"${WEIGHTS_SHA256_ENV}={text!r} is not allowed; allowed: one SHA-256, or "
+                "name=sha256 pairs separated by commas (name: an architecture or a timm tag)."
+            )
+        if name.strip().lower() in (entry.arch, entry.tag):
+            return check_sha256(value, f"${WEIGHTS_SHA256_ENV} ({name.strip()})")
+    return None
 
 
 # Top-1: timm `results/results-imagenet.csv` at 256x256, crop 0.887 (see
@@ -72,7 +120,8 @@ IMAGENET_WEIGHTS = {
         arch="cspresnext50",
         tag="cspresnext50.ra_in1k",
         # No published SHA-256 of this model.safetensors could be looked up when this entry was
-        # written; the download is then not verified. Fill it in from the file's hub page.
+        # written. From the hub the download is checked against the SHA-256 the hub announces;
+        # from a mirror it needs one from the user. Fill it in from the file's hub page.
         sha256=None,
         top1=80.548,
     ),

@@ -2,6 +2,7 @@
 
 import dataclasses
 import hashlib
+import json
 import os
 
 import numpy as np
@@ -13,6 +14,7 @@ import keras_csp
 from keras_csp.weights import (
     IMAGENET_WEIGHTS,
     WeightsDownloadError,
+    cache_dir,
     fetch_imagenet_weights,
     imagenet_cache_path,
     to_timm,
@@ -59,7 +61,12 @@ def test_registry_urls_hashes_and_accuracy(monkeypatch):
         ), entry
         assert 79 < entry.top1 < 81 and entry.classes == 1000
     assert IMAGENET_WEIGHTS["cspresnet50"].sha256.startswith("f34ed53e")
-    assert IMAGENET_WEIGHTS["cspresnet50"].cache_name == "cspresnet50.ra_in1k-f34ed53e.weights.h5"
+    # The cache name carries the whole verified SHA-256 of the checkpoint.
+    assert IMAGENET_WEIGHTS["cspresnet50"].cache_name("ab" * 32) == (
+        f"cspresnet50.ra_in1k-{'ab' * 32}.weights.h5"
+    )
+    assert IMAGENET_WEIGHTS["darknet53"].from_hub()
+    assert not IMAGENET_WEIGHTS["darknet53"].from_hub("http://mirror.local/timm")
     monkeypatch.setenv(registry.WEIGHTS_URL_ENV, "http://mirror.local/timm/")
     assert IMAGENET_WEIGHTS["darknet53"].url() == (
         "http://mirror.local/timm/darknet53.c2ns_in1k/resolve/main/model.safetensors"
@@ -140,7 +147,7 @@ def test_imagenet_hash_mismatch(monkeypatch, small_entry, file_server, keras_hom
         fetch_imagenet_weights("cspresnext50", quiet=True)
     message = str(info.value)
     assert "SHA-256 mismatch" in message and "ab" * 32 in message
-    assert imagenet_cache_path("cspresnext50") in message
+    assert cache_dir() in message
     assert _files_under(keras_home) == []
 
 
@@ -154,6 +161,7 @@ def test_imagenet_dropped_connection(monkeypatch, small_entry, file_server, kera
 
 def test_imagenet_without_network(monkeypatch, keras_home, closed_port):
     monkeypatch.setenv(registry.WEIGHTS_URL_ENV, f"http://127.0.0.1:{closed_port}")
+    monkeypatch.setenv(registry.WEIGHTS_SHA256_ENV, f"cspdarknet53={'cd' * 32}")
     url = IMAGENET_WEIGHTS["cspdarknet53"].url()
     with pytest.raises(ValueError) as info:  # WeightsDownloadError is a ValueError (and OSError)
         keras_csp.CSPDarknet53(weights="imagenet", input_shape=SMALL)
@@ -161,7 +169,7 @@ def test_imagenet_without_network(monkeypatch, keras_home, closed_port):
     message = str(info.value)
     assert f"Could not download {url}" in message
     assert "refused" in message.lower()
-    assert imagenet_cache_path("cspdarknet53") in message
+    assert cache_dir() in message
     assert "weights='/path/to/model.safetensors'" in message
     assert "keras-csp convert-timm" in message
     assert _files_under(keras_home) == []
@@ -179,14 +187,18 @@ def test_imagenet_download_convert_cache(monkeypatch, file_server, keras_home, c
     _use_entry(monkeypatch, "cspresnext50", sha256=hashlib.sha256(body).hexdigest())
     monkeypatch.setenv(registry.WEIGHTS_URL_ENV, file_server.base_url)
     cache = imagenet_cache_path("cspresnext50")
+    assert os.path.basename(cache) == f"cspresnext50.ra_in1k-{hashlib.sha256(body).hexdigest()}" \
+        ".weights.h5"
 
-    # 1. Backbone first: downloads, converts through an internal full model, caches.
+    # 1. Backbone first: downloads (from a mirror: checked against the registry's SHA-256),
+    # converts through an internal full model, caches.
     backbone = keras_csp.CSPResNeXt50(
         include_top=False, pooling="avg", weights="imagenet", input_shape=SMALL
     )
     assert file_server.requests == [TAG_PATH]
     assert len(assert_same_weights(source, backbone)) == len(backbone.weights)
-    assert _files_under(keras_home) == [os.path.relpath(cache, keras_home)]
+    cached = [os.path.relpath(p, keras_home) for p in (cache, cache + ".json")]
+    assert _files_under(keras_home) == cached  # the file and the record of its SHA-256
 
     # 2. The cache serves the next calls with no network at all.
     monkeypatch.setenv(registry.WEIGHTS_URL_ENV, f"http://127.0.0.1:{closed_port}")
@@ -198,22 +210,148 @@ def test_imagenet_download_convert_cache(monkeypatch, file_server, keras_home, c
     plain.load_weights(cache)
     assert_same_weights(source, plain)
 
-    # 3. A fresh cache with the full model first: the model converts and saves itself.
+    # 3. A fresh cache, from the hub (this server standing in for it), with no SHA-256 in the
+    # registry: the hub's X-Linked-Etag on its redirect is checked. The full model converts and
+    # saves itself.
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "home2"))
-    monkeypatch.setenv(registry.WEIGHTS_URL_ENV, file_server.base_url)
+    announced = f'"{hashlib.sha256(body).hexdigest()}"'
+    _use_hub(monkeypatch, file_server, body, {"X-Linked-Etag": announced})
+    _use_entry(monkeypatch, "cspresnext50", sha256=None)
+    assert imagenet_cache_path("cspresnext50") is None  # unknown until the hub says it
     again = keras_csp.CSPResNeXt50(weights="imagenet", input_shape=SMALL)
-    assert file_server.requests == [TAG_PATH, TAG_PATH]
+    assert file_server.requests == [TAG_PATH, TAG_PATH, CDN_PATH]
     assert len(assert_same_weights(source, again)) == len(again.weights)
-    assert os.path.isfile(imagenet_cache_path("cspresnext50"))
+    cache2 = imagenet_cache_path("cspresnext50")
+    assert os.path.basename(cache2) == os.path.basename(cache)  # named by the verified hash
+    with open(cache2 + ".json") as f:
+        assert "X-Linked-Etag" in json.load(f)["checkpoint_verified_against"]
     backbone2 = keras_csp.CSPResNeXt50(include_top=False, weights="imagenet", input_shape=SMALL)
-    assert file_server.requests == [TAG_PATH, TAG_PATH]
+    assert file_server.requests == [TAG_PATH, TAG_PATH, CDN_PATH]
     assert_same_weights(source, backbone2)
 
+    # 4. A cached file changed afterwards is refused, not loaded.
+    with open(cache2, "r+b") as f:
+        f.seek(os.path.getsize(cache2) // 2)
+        f.write(b"tampered")
+    with pytest.raises(ValueError, match=r"is damaged or was changed after it was cached: its "
+                                         r"SHA-256 is [0-9a-f]{64}, [0-9a-f]{64} was recorded"):
+        keras_csp.CSPResNeXt50(weights="imagenet", input_shape=SMALL)
+    assert file_server.requests == [TAG_PATH, TAG_PATH, CDN_PATH]
 
-def test_damaged_cache_file(monkeypatch, keras_home):
+
+def test_a_cache_file_without_its_record_is_refused(monkeypatch, keras_home):
+    monkeypatch.setenv(registry.WEIGHTS_SHA256_ENV, "ef" * 32)
     cache = imagenet_cache_path("darknet53")
+    assert os.path.basename(cache) == f"darknet53.c2ns_in1k-{'ef' * 32}.weights.h5"
     os.makedirs(os.path.dirname(cache))
     with open(cache, "wb") as f:
         f.write(b"\0" * 1000)
-    with pytest.raises(ValueError, match=r"damaged: delete it and retry"):
+    with pytest.raises(ValueError, match=r"has no readable record of its SHA-256 .* cannot be "
+                                         r"trusted: delete it"):
         keras_csp.Darknet53(weights="imagenet", input_shape=SMALL)
+
+
+# --------------------------------------------------------------------------- what is trusted
+
+CDN_PATH = "/cdn/model.safetensors"
+
+
+def _use_hub(monkeypatch, file_server, body, headers):
+    """This server as the Hugging Face hub: TAG_PATH redirects to CDN_PATH with `headers`."""
+    monkeypatch.setattr(registry, "DEFAULT_BASE_URL", file_server.base_url)
+    monkeypatch.delenv(registry.WEIGHTS_URL_ENV, raising=False)
+    file_server.redirects[TAG_PATH] = (CDN_PATH, headers)
+    file_server.files[CDN_PATH] = body
+
+
+GOOD = np.random.default_rng(7).bytes(40_000)
+TAMPERED = GOOD[:20_000] + b"!" + GOOD[20_001:]
+
+
+@pytest.mark.parametrize(
+    "where, header",
+    [("redirect", "X-Linked-Etag"), ("redirect", "X-Linked-ETag"), ("file", "ETag")],
+)
+def test_the_hubs_announced_sha256_catches_a_tampered_file(tmp_path, file_server, where, header):
+    announced = f'W/"{hashlib.sha256(GOOD).hexdigest()}"' if header == "ETag" else \
+        f'"{hashlib.sha256(GOOD).hexdigest()}"'
+    file_server.files["/f"] = TAMPERED
+    if where == "redirect":
+        file_server.redirects["/hub"] = ("/f", {header: announced})
+    else:
+        file_server.files["/hub"] = TAMPERED
+        file_server.headers["/hub"] = {header: announced}
+    target = tmp_path / "dl" / "f.bin"
+    with pytest.raises(WeightsDownloadError, match=r"SHA-256 mismatch .*expected "
+                                                   + hashlib.sha256(GOOD).hexdigest()):
+        download(f"{file_server.base_url}/hub", target, quiet=True, header_sha256=True,
+                 require_sha256=True)
+    assert _files_under(tmp_path / "dl") == []
+    # Without header_sha256 (a mirror) the same headers are not trusted to vouch for anything.
+    with pytest.raises(WeightsDownloadError, match=r"The SHA-256 of .* is not known: none was "
+                                                   r"given"):
+        download(f"{file_server.base_url}/hub", target, quiet=True, require_sha256=True)
+
+
+def test_the_hub_without_a_sha256_is_refused(monkeypatch, file_server, keras_home):
+    # No header, or an ETag that is a Git blob's SHA-1 (a file not stored with LFS).
+    for headers in ({}, {"ETag": '"' + "a" * 40 + '"'}):
+        _use_hub(monkeypatch, file_server, TAMPERED, headers)
+        with pytest.raises(WeightsDownloadError, match=r"(?s)is not known: the server announced none"
+                                                       r".*weights_sha256="):
+            fetch_imagenet_weights("cspresnext50", quiet=True)
+        assert _files_under(keras_home) == []
+
+
+def test_a_hub_announcement_that_contradicts_the_registry_is_refused(
+    monkeypatch, file_server, keras_home
+):
+    _use_hub(monkeypatch, file_server, GOOD, {"X-Linked-Etag": hashlib.sha256(GOOD).hexdigest()})
+    _use_entry(monkeypatch, "cspresnext50", sha256="12" * 32)
+    with pytest.raises(WeightsDownloadError, match=r"expected (12){32}, but the server announces"):
+        fetch_imagenet_weights("cspresnext50", quiet=True)
+    assert _files_under(keras_home) == []
+
+
+def test_a_mirror_needs_a_known_sha256(monkeypatch, file_server, keras_home):
+    # The mirror serves a tampered file and announces the tampered file's own hash.
+    file_server.files[TAG_PATH] = TAMPERED
+    file_server.headers[TAG_PATH] = {"X-Linked-Etag": hashlib.sha256(TAMPERED).hexdigest()}
+    monkeypatch.setenv(registry.WEIGHTS_URL_ENV, file_server.base_url)
+    with pytest.raises(WeightsDownloadError) as info:
+        fetch_imagenet_weights("cspresnext50", quiet=True)
+    message = str(info.value)
+    assert "registry records no SHA-256 for cspresnext50.ra_in1k" in message
+    assert "weights_sha256='<64 hex digits>'" in message
+    assert "KERAS_CSP_WEIGHTS_SHA256=cspresnext50=<64 hex digits>" in message
+    assert file_server.requests == [] and _files_under(keras_home) == []
+
+    # The user's hash, as an argument or in the environment, is what the file must match.
+    good = hashlib.sha256(GOOD).hexdigest()
+    with pytest.raises(WeightsDownloadError, match=rf"SHA-256 mismatch .*expected {good}, got"):
+        keras_csp.CSPResNeXt50(weights="imagenet", input_shape=SMALL, weights_sha256=good.upper())
+    for value in (good, f"darknet53=00,cspresnext50={good}", f"cspresnext50.ra_in1k={good}"):
+        monkeypatch.setenv(registry.WEIGHTS_SHA256_ENV, value)
+        with pytest.raises(WeightsDownloadError, match=rf"expected {good}, got"):
+            fetch_imagenet_weights("cspresnext50", quiet=True)
+    assert _files_under(keras_home) == []
+    for value, message in (("xyz", r"\$KERAS_CSP_WEIGHTS_SHA256='xyz' is not allowed"),
+                           ("cspresnext50=", r"allowed: one SHA-256, or name=sha256 pairs")):
+        monkeypatch.setenv(registry.WEIGHTS_SHA256_ENV, value)
+        with pytest.raises(ValueError, match=message):
+            fetch_imagenet_weights("cspresnext50", quiet=True)
+    with pytest.raises(ValueError, match=r"weights_sha256='f00' is not allowed; allowed: a "
+                                         r"SHA-256 as 64 hex digits"):
+        keras_csp.CSPDarknet53(weights="imagenet", input_shape=SMALL, weights_sha256="f00")
+
+
+def test_weights_sha256_checks_a_local_file(tmp_path, tiny_config):
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(GOOD)
+    with pytest.raises(ValueError, match=rf"has the SHA-256 {hashlib.sha256(GOOD).hexdigest()}, "
+                                         r"not weights_sha256='(00){32}'; the model is unchanged"):
+        keras_csp.build_model(tiny_config, weights=str(path), input_shape=SMALL,
+                              weights_sha256="00" * 32)
+    with pytest.raises(ValueError, match=r"weights_sha256='(00){32}' checks a weights file, but "
+                                         r"weights=None"):
+        keras_csp.build_model(tiny_config, input_shape=SMALL, weights_sha256="00" * 32)

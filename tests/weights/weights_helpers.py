@@ -34,12 +34,16 @@ class FileServer:
     """Serves `files` {url path: bytes} on 127.0.0.1; counts requests per path.
 
     `truncate` holds paths whose response announces twice the body's length, sends the body and
-    closes the connection (a download dropped halfway).
+    closes the connection (a download dropped halfway). `headers` adds headers to a path's
+    response; `redirects` {path: (target path, headers)} answers a path with a 302 to the target
+    carrying those headers (as the Hugging Face hub redirects to its CDN with `X-Linked-Etag`).
     """
 
     def __init__(self):
         self.files = {}
         self.truncate = set()
+        self.headers = {}
+        self.redirects = {}
         self.requests = []
         server = self
 
@@ -48,6 +52,15 @@ class FileServer:
 
             def do_GET(self):  # noqa: N802 - http.server's naming.
                 server.requests.append(self.path)
+                if self.path in server.redirects:
+                    target, headers = server.redirects[self.path]
+                    self.send_response(302)
+                    self.send_header("Location", target)
+                    self.send_header("Content-Length", "0")
+                    for name, value in headers.items():
+                        self.send_header(name, value)
+                    self.end_headers()
+                    return
                 body = server.files.get(self.path)
                 if body is None:
                     self.send_error(404, "not here")
@@ -56,6 +69,8 @@ class FileServer:
                 self.send_response(200)
                 self.send_header("Content-Type", "application/octet-stream")
                 self.send_header("Content-Length", str(len(body) * (2 if truncated else 1)))
+                for name, value in server.headers.get(self.path, {}).items():
+                    self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(body)
                 self.wfile.flush()
