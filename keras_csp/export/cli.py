@@ -273,8 +273,9 @@ def _predict(args):
             )
     if not results:
         raise ValueError(
-            f"none of the {len(paths)} image(s) could be decoded ({lite.describe_skipped(skipped)}); "
-            f"allowed: {', '.join(lite.IMAGE_EXTENSIONS)} files."
+            f"none of the {len(paths)} image(s) could be decoded "
+            f"({lite.describe_skipped(skipped)}); allowed: {', '.join(lite.IMAGE_EXTENSIONS)} "
+            "files."
         )
     unread = [{"image": path, "skipped": reason} for path, reason in skipped]
     if args.json:

@@ -95,7 +95,10 @@ def nonfinite(images):
 def nonfinite_error(argument, data, bad, read, complete):
     """The ValueError for the images `bad` (indices in the order `data` yields images)."""
     shown = ", ".join(str(i) for i in bad[:20]) + (", ..." if len(bad) > 20 else "")
-    scope = f"of the {read} image(s) it yields" if complete else f"of the first {read} image(s) read"
+    if complete:
+        scope = f"of the {read} image(s) it yields"
+    else:
+        scope = f"of the first {read} image(s) read"
     return ValueError(
         f"{argument}={describe(data)}: {len(bad)} {scope} hold NaN or Inf values: image(s) "
         f"{shown} (counted from 0 in the order it yields them); allowed: finite pixel values "

@@ -155,7 +155,9 @@ def atomic_folder(path):
             yield tmp
             keep_mode(tmp, path)
             if path.exists():
-                old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".old"))
+                old = Path(
+                    tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".old")
+                )
                 os.replace(path, old / "previous")
                 os.replace(tmp, path)
                 shutil.rmtree(old, ignore_errors=True)
