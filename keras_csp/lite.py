@@ -457,6 +457,11 @@ class LiteModel:
     CPU with a warning). `self.accelerator` is the one in use. `gpu_options`: LiteRT's
     `ai_edge_litert.options.GpuOptions` (e.g. `enforce_f32=True`; by default the GPU may compute
     in fp16).
+
+    A file whose checksum (written by the export) does not match, or that fails
+    `check_tflite_model`, is refused with a ValueError before the interpreter reads it;
+    `self.checksum_verified` says whether it carried a matching checksum. `max_memory`: the most
+    bytes its non-constant tensors may declare (default: the machine's RAM).
     """
 
     def __init__(self, path, num_threads=None, backend=None, accelerator="cpu", gpu_options=None,
