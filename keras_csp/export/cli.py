@@ -78,10 +78,22 @@ def add_parser(subparsers):
 
     v = subparsers.add_parser(
         "evaluate",
-        help="top-1/top-5 of a .tflite classifier on a folder with one subfolder per class",
+        help="top-1/top-5 of a .tflite classifier on a folder with one subfolder per class, or "
+        "COCO mAP/mAP50 of a .tflite detector on a COCO JSON (--data val.json --images-dir val/)",
     )
     v.add_argument("model", metavar="MODEL.tflite")
-    v.add_argument("--data", required=True, help="folder with one subfolder of images per class")
+    v.add_argument("--data", required=True,
+                   help="classifiers: folder with one subfolder of images per class; detectors: a "
+                   "COCO annotation JSON")
+    v.add_argument("--images-dir", default=None,
+                   help="detectors: the folder of the JSON's images (default: the JSON's folder)")
+    v.add_argument("--score-threshold", type=float, default=None,
+                   help="detectors: non-max suppression's smallest score (default 0.2, "
+                   "CSPDetector's, as training's validation mAP)")
+    v.add_argument("--iou-threshold", type=float, default=None,
+                   help="detectors: non-max suppression's IoU (default 0.5)")
+    v.add_argument("--clip-boxes", action="store_true",
+                   help="detectors: clip ground-truth boxes sticking out of their image")
     v.add_argument("--resize", default="none", help="none, crop or stretch")
     v.add_argument("--batch-size", type=int, default=32)
     v.add_argument("--backend", default=None, help="litert, tflite-runtime or tensorflow")
@@ -327,6 +339,8 @@ def _image_paths(images):
 def _evaluate(args):
     from keras_csp import lite
 
+    if Path(args.data).suffix.lower() == ".json":
+        return _evaluate_detector(args)
     lite.check_resize(args.resize, "--resize")
     lite.check_accelerator(args.accelerator, "--accelerator")
     if args.batch_size < 1:
@@ -339,6 +353,38 @@ def _evaluate(args):
         print(
             f"{args.model}: top-1 {result['top1']:.4f}, top-5 {result['top5']:.4f} on "
             f"{result['count']} images of {result['classes']} classes ({_where(model)})"
+        )
+        if result.get("skipped"):
+            skipped = [(path, "") for path in result["skipped_files"]]
+            print(f"keras-csp: {lite.describe_skipped(skipped)}", file=sys.stderr)
+    return result
+
+
+def _evaluate_detector(args):
+    from keras_csp import coco_eval, lite
+
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size={args.batch_size}; allowed: an integer >= 1.")
+    model = lite.LiteModel(args.model, backend=args.backend)
+    if model.kind != "detector":
+        raise ValueError(
+            f"--data={args.data!r} is a COCO annotation file, for detectors; {args.model!r} is a "
+            f"{model.kind}: allowed: a folder with one subfolder per class for a classifier."
+        )
+    images_dir = args.images_dir or str(Path(args.data).parent)
+    options = {"batch_size": args.batch_size, "clip_boxes": args.clip_boxes}
+    if args.score_threshold is not None:
+        options["score_threshold"] = args.score_threshold
+    if args.iou_threshold is not None:
+        options["iou_threshold"] = args.iou_threshold
+    result = coco_eval.evaluate_detector(model, args.data, images_dir, **options)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(
+            f"{args.model}: COCO mAP {result['mAP']:.4f}, mAP50 {result['mAP50']:.4f} on "
+            f"{result['count']} images ({result['boxes']} boxes, {result['classes']} classes; "
+            f"{model.backend})"
         )
         if result.get("skipped"):
             skipped = [(path, "") for path in result["skipped_files"]]

@@ -61,13 +61,6 @@ def _assert_whole_on_the_gpu_and_agrees(report):
     assert "GPU delegate: compatible (the accelerator run)" in report.summary()
 
 
-def _assert_gpu_compatible(check):
-    assert check["compatible"], check["issues"] or check["analyzer_verdict"]
-    assert check["issues"] == []
-    assert check["analyzer_verdict"].startswith("Your model looks compatible with GPU delegate")
-    assert "=== TFLite ModelAnalyzer ===" in check["analyzer_output"]  # captured, not printed
-
-
 @pytest.mark.parametrize("family", FAMILIES)
 def test_family_runs_whole_on_the_gpu_in_fp32_fp16_and_int8(family, gpu_accelerator, tmp_path):
     model = randomize_batchnorm(
