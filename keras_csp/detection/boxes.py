@@ -48,13 +48,22 @@ def decode_distances(box_logits, bins):
     """`(B, N, 4 * bins)` logits -> `(B, N, 4)` expected (left, top, right, bottom) in strides."""
     shape = ops.shape(box_logits)
     logits = ops.reshape(ops.cast(box_logits, "float32"), (shape[0], shape[1], 4, bins))
-    weights = ops.arange(bins, dtype="float32")
-    return ops.sum(ops.softmax(logits, axis=-1) * weights, axis=-1)
+    # The expectation as one matmul, not a product and a sum: full-integer TFLite then accumulates
+    # it in int32, where an int8 product tensor (range 0..bins-1) cost pixels of box error.
+    weights = ops.arange(bins, dtype="float32")[:, None]
+    return ops.squeeze(ops.matmul(ops.softmax(logits, axis=-1), weights), axis=-1)
 
 
-def distances_to_boxes(distances, centers, strides):
-    """(left, top, right, bottom) in strides around pixel centres -> xyxy pixel boxes."""
+def distances_to_boxes(distances, centers, strides, max_distance=None):
+    """(left, top, right, bottom) in strides around pixel centres -> xyxy pixel boxes.
+
+    `max_distance` (pixels) caps each edge's distance: with the image's size it changes no box
+    that is then clipped to the image, and it bounds the ranges that full-integer TFLite
+    quantizes (P5's reach, up to `bins` x 32 pixels, would set the step of every level's boxes).
+    """
     scaled = distances * strides[:, None]
+    if max_distance is not None:
+        scaled = ops.minimum(scaled, float(max_distance))
     return ops.concatenate([centers - scaled[..., :2], centers + scaled[..., 2:]], axis=-1)
 
 

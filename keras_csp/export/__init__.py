@@ -21,6 +21,8 @@ _EXPORTS = {
     "ExportReport": "keras_csp.export.report",
     "evaluate_keras": "keras_csp.export.accuracy",
     "compare_accuracy": "keras_csp.export.accuracy",
+    "evaluate_keras_detector": "keras_csp.export.accuracy",
+    "compare_detector_map": "keras_csp.export.accuracy",
     "to_tf_keras": "keras_csp.export.twin",
     "TWINS": "keras_csp.export.twin",
     "PixelNormalization": "keras_csp.export.serving",

@@ -1,4 +1,5 @@
-"""Top-1 of the Keras model and of its `.tflite` export on the same folder, computed the same way.
+"""Top-1 (classifiers) or COCO mAP (detectors) of the Keras model and of its `.tflite` export on the
+same data, computed the same way.
 
 Both sides decode and resize images with `keras_csp.lite.load_image` and feed raw pixels to a model
 that normalizes them itself (the deploy model on the Keras side), so the difference between the
@@ -43,4 +44,48 @@ def compare_accuracy(model, tflite_path, folder, *, resize="none", batch_size=32
         "keras": keras_result,
         "tflite": lite_result,
         "top1_drop": keras_result["top1"] - lite_result["top1"],
+    }
+
+
+def evaluate_keras_detector(model, annotations, images_dir, *, input_size=None, **options):
+    """COCO mAP / mAP50 of a Keras detector, measured as `keras_csp.coco_eval.evaluate_detector`
+    measures its `.tflite` export: the same letterboxed images, the deploy model's decoded boxes
+    before suppression (what the TFLite file returns), the same suppression and metric.
+
+    `options` are `evaluate_detector`'s (`score_threshold`, `iou_threshold`, ...).
+    """
+    from keras_csp.coco_eval import evaluate_detector
+    from keras_csp.export.serving import DETECTOR
+
+    model = resolve_model(model)
+    serving = build_serving(model, input_size, require_static=True, nms=False)
+    if serving.kind != DETECTOR:
+        raise ValueError(
+            f"model {model.name!r} is a {serving.kind}; allowed: a detector (CSPDetector, or "
+            "outputs 'boxes' and 'scores')."
+        )
+
+    def predict(images):
+        pixels = images.astype("float32")
+        outputs = serving.named_outputs(serving.deploy(pixels, training=False), pixels)
+        return {k: np.asarray(v) for k, v in outputs.items()}
+
+    return evaluate_detector(
+        predict, annotations, images_dir, input_size=serving.input_size, **options
+    )
+
+
+def compare_detector_map(model, tflite_path, annotations, images_dir, **options):
+    """`{"keras": {...}, "tflite": {...}, "mAP50_drop": keras - tflite}` on one COCO-format set."""
+    from keras_csp.coco_eval import evaluate_detector
+
+    lite_model = lite.LiteModel(tflite_path)
+    keras_result = evaluate_keras_detector(
+        model, annotations, images_dir, input_size=lite_model.input_size, **options
+    )
+    lite_result = evaluate_detector(lite_model, annotations, images_dir, **options)
+    return {
+        "keras": keras_result,
+        "tflite": lite_result,
+        "mAP50_drop": keras_result["mAP50"] - lite_result["mAP50"],
     }

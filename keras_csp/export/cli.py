@@ -365,7 +365,7 @@ def _evaluate_detector(args):
 
     if args.batch_size < 1:
         raise ValueError(f"--batch-size={args.batch_size}; allowed: an integer >= 1.")
-    model = lite.LiteModel(args.model, backend=args.backend)
+    model = _lite_model(args)
     if model.kind != "detector":
         raise ValueError(
             f"--data={args.data!r} is a COCO annotation file, for detectors; {args.model!r} is a "
@@ -384,7 +384,7 @@ def _evaluate_detector(args):
         print(
             f"{args.model}: COCO mAP {result['mAP']:.4f}, mAP50 {result['mAP50']:.4f} on "
             f"{result['count']} images ({result['boxes']} boxes, {result['classes']} classes; "
-            f"{model.backend})"
+            f"{_where(model)})"
         )
         if result.get("skipped"):
             skipped = [(path, "") for path in result["skipped_files"]]

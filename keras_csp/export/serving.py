@@ -208,7 +208,11 @@ def detector_decode(model, nms=True):
         centers, strides = box_coding.anchor_points(height, width)
         distances = box_coding.decode_distances(outputs["boxes"], model.box_bins)
         boxes = box_coding.clip_boxes(
-            box_coding.distances_to_boxes(distances, centers, strides), height, width
+            box_coding.distances_to_boxes(
+                distances, centers, strides, max_distance=max(height, width)
+            ),
+            height,
+            width,
         )
         return {"boxes": boxes, "scores": ops.sigmoid(ops.cast(outputs["classes"], "float32"))}
 

@@ -142,7 +142,8 @@ TWINS = {
     "GlobalMaxPooling2D": same_layer(),
     "UpSampling2D": same_layer(),
     "Add": same_layer(),
-    "Multiply": same_layer(),
+    # tfmot's registry has no Multiply (SAM's attention scale): its output gets a quantizer.
+    "Multiply": same_layer(quantize="output"),
     "Concatenate": same_layer(),
     "Reshape": same_layer(),
     "Flatten": same_layer(),

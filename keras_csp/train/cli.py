@@ -89,6 +89,13 @@ def add_demo_parser(subparsers):
             "a small CSP classifier and its non-CSP twin on synthetic shapes and compares them."
         ),
     )
+    parser.add_argument(
+        "--task",
+        default="classification",
+        choices=("classification", "detection"),
+        help="classification (default) or detection: CSPPeleeNet + EFM (SAM) on synthetic shapes, "
+        "with a picture of its boxes and its COCO mAP in Keras and TFLite",
+    )
     parser.add_argument("--quick", action="store_true", help="a few-second version (for tests)")
     parser.add_argument("--output-dir", default="saved_models", help="where the results go")
     parser.add_argument(
@@ -98,6 +105,11 @@ def add_demo_parser(subparsers):
 
 
 def run_demo(args):
+    if args.task == "detection":
+        from keras_csp.train import demo_detection
+
+        demo_detection.run(quick=args.quick, output_dir=args.output_dir)
+        return 0
     from keras_csp.train import demo
 
     demo.run(quick=args.quick, output_dir=args.output_dir, profile_size=args.input_size)

@@ -1,0 +1,194 @@
+"""COCO mAP / mAP50 of a detector on a COCO-format set, without TensorFlow (numpy, pycocotools).
+
+    from keras_csp import coco_eval, lite
+    model = lite.LiteModel("det.tflite")
+    coco_eval.evaluate_detector(model, "val.json", "val/")     # {"mAP", "mAP50", "count", ...}
+
+`keras-csp evaluate det.tflite --data val.json --images-dir val/` runs this. The Keras model is
+measured the same way by `keras_csp.export.accuracy.evaluate_keras_detector`, so the two numbers
+differ by conversion and quantization alone.
+
+The steps are training's validation, step by step:
+
+- the annotation file is read and checked by `keras_csp.data.coco.read_coco` (the loader of
+  `coco_detection`); classes are the category ids in sorted order;
+- each image is letterboxed to the model's input as `coco_detection` does (longer side resized,
+  bottom/right padded with zeros), its boxes scaled with it;
+- boxes are suppressed as keras-cv's `NonMaxSuppression` does in `CSPDetector.predict`, with
+  CSPDetector's defaults (score > 0.2, IoU 0.5, 100 boxes; `keras_csp.lite.detections`);
+- the metric is `coco_metrics`, keras-cv's `BoxCOCOMetrics` (the training's `val_mAP`) rewritten
+  on pycocotools without TensorFlow, quirks included (tested to give the same numbers).
+"""
+
+import contextlib
+import io
+
+import numpy as np
+
+# CSPDetector's non-max suppression defaults (confidence_threshold, iou_threshold, max_detections):
+# the settings of the validation mAP that training reports.
+DEFAULT_SCORE_THRESHOLD = 0.2
+DEFAULT_IOU_THRESHOLD = 0.5
+DEFAULT_MAX_DETECTIONS = 100
+
+
+def coco_metrics(ground_truth, detections):
+    """`{"mAP", "mAP50"}` of per-image detections, as keras-cv's `BoxCOCOMetrics` computes them.
+
+    Args:
+        ground_truth: per image, `(boxes (n, 4) xyxy, classes (n,))`.
+        detections: per image, a list of `(x1, y1, x2, y2, score, class)`.
+
+    keras-cv's conventions, kept so the numbers equal training's: class indices are the category
+    ids, a box's area is its width x height (COCO's small/medium/large split uses it), the
+    categories are those in the ground truth, and only images with at least one detection are
+    evaluated (keras-cv sets `imgIds` from the detections).
+    """
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    if len(ground_truth) != len(detections):
+        raise ValueError(
+            f"ground_truth has {len(ground_truth)} images but detections {len(detections)}; "
+            "allowed: one entry per image in both."
+        )
+    images, annotations, predictions = [], [], []
+    for image_id, ((boxes, classes), found) in enumerate(zip(ground_truth, detections), 1):
+        images.append({"id": image_id})
+        for (x1, y1, x2, y2), c in zip(np.asarray(boxes, np.float64).reshape(-1, 4), classes):
+            w, h = x2 - x1, y2 - y1
+            annotations.append({
+                "id": len(annotations) + 1, "image_id": image_id, "category_id": int(c),
+                "iscrowd": 0, "bbox": [x1, y1, w, h], "area": w * h,
+            })
+        for x1, y1, x2, y2, score, c in found:
+            w, h = x2 - x1, y2 - y1
+            predictions.append({
+                "id": len(predictions) + 1, "image_id": image_id, "category_id": int(c),
+                "score": float(score), "bbox": [x1, y1, w, h], "area": w * h,
+                "segmentation": [[x1, y1, x1, y2, x2, y2, x2, y1]],
+            })
+    if not predictions or not annotations:
+        return {"mAP": 0.0, "mAP50": 0.0}
+    categories = [{"id": c} for c in sorted({a["category_id"] for a in annotations})]
+    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its progress
+        truth = COCO()
+        truth.dataset = {"images": images, "annotations": annotations, "categories": categories}
+        truth.createIndex()
+        found = COCO()
+        found.dataset = {"images": images, "annotations": predictions, "categories": categories}
+        found.createIndex()
+        evaluation = COCOeval(truth, found, iouType="bbox")
+        evaluation.params.imgIds = sorted({p["image_id"] for p in predictions})
+        evaluation.evaluate()
+        evaluation.accumulate()
+        evaluation.summarize()
+    stats = evaluation.stats
+    # keras-cv clips pycocotools' -1 (no ground truth in a category/area) to 0.
+    return {"mAP": max(float(stats[0]), 0.0), "mAP50": max(float(stats[1]), 0.0)}
+
+
+def letterbox(image, size):
+    """`(uint8 (height, width, 3), scale)`: `coco_detection`'s letterbox, with Pillow.
+
+    The longer side is resized to fit (antialiased bilinear, as `tf.image.resize(antialias=True)`)
+    and the bottom/right padded with zeros.
+    """
+    from PIL import Image
+
+    height, width = size
+    h, w = image.shape[:2]
+    scale = min(height / h, width / w)
+    new_h = min(max(int(round(h * scale)), 1), height)
+    new_w = min(max(int(round(w * scale)), 1), width)
+    if (new_h, new_w) != (h, w):
+        image = np.asarray(Image.fromarray(image).resize((new_w, new_h), Image.BILINEAR))
+    out = np.zeros((height, width, 3), np.uint8)
+    out[:new_h, :new_w] = image
+    return out, scale
+
+
+def evaluate_detector(
+    model,
+    annotations,
+    images_dir,
+    *,
+    score_threshold=DEFAULT_SCORE_THRESHOLD,
+    iou_threshold=DEFAULT_IOU_THRESHOLD,
+    max_detections=DEFAULT_MAX_DETECTIONS,
+    batch_size=16,
+    clip_boxes=False,
+    input_size=None,
+):
+    """COCO mAP and mAP50 of a detector on a COCO-format set (see the module docstring).
+
+    Args:
+        model: a detector `.tflite` path, a `keras_csp.lite.LiteModel`, or a function from uint8
+            images (n, height, width, 3) to the exported detector outputs (`boxes` (n, A, 4) xyxy
+            pixels and `scores` (n, A, classes), or after suppression with `classes`); a function
+            needs `input_size`.
+        annotations, images_dir: the COCO JSON and the folder its `file_name`s are in.
+        score_threshold, iou_threshold, max_detections: of the non-max suppression.
+        clip_boxes: as `coco_detection`'s: clip ground-truth boxes that stick out of their image.
+
+    Returns:
+        `{"mAP", "mAP50", "count" (images evaluated), "boxes" (ground-truth boxes), "classes",
+        "skipped", "skipped_files"}`; unreadable images are skipped and listed, as in training.
+    """
+    from keras_csp import lite
+    from keras_csp.data.coco import read_coco
+
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size={batch_size!r} is not allowed; allowed: an integer >= 1.")
+    for name, value in (("score_threshold", score_threshold), ("iou_threshold", iou_threshold)):
+        if not 0.0 <= float(value) <= 1.0:
+            raise ValueError(f"{name}={value!r} is not allowed; allowed: a number in [0, 1].")
+    if callable(model) and not isinstance(model, lite.LiteModel):
+        if input_size is None:
+            raise ValueError("input_size=None is not allowed with a function; allowed: (h, w).")
+        predict, size = model, lite.check_image_size(input_size, "input_size")
+    else:
+        model = model if isinstance(model, lite.LiteModel) else lite.LiteModel(model)
+        if model.kind != "detector":
+            raise ValueError(
+                f"model={str(model.path)!r} is a {model.kind} (outputs {model.output_names}); "
+                "allowed: a detector, whose outputs are 'boxes' and 'scores'."
+            )
+        predict, size = model, model.input_size
+    categories, records, _ = read_coco(annotations, images_dir, clip_boxes=clip_boxes)
+    class_of = {c: k for k, c in enumerate(sorted(categories))}
+
+    ground_truth, found, skipped = [], [], []
+    for start in range(0, len(records), batch_size):
+        chunk, images = [], []
+        for path, boxes, category_ids in records[start : start + batch_size]:
+            try:
+                image, scale = letterbox(lite.load_image(path), size)
+            except lite.UnreadableImageError as e:
+                skipped.append((path, str(e)))
+                continue
+            images.append(image)
+            classes = [class_of[c] for c in category_ids]
+            chunk.append((np.asarray(boxes, np.float64).reshape(-1, 4) * scale, classes))
+        if not images:
+            continue
+        outputs = predict(np.stack(images))
+        for i, truth in enumerate(chunk):
+            ground_truth.append(truth)
+            found.append(
+                lite.detections(outputs, i, score_threshold, iou_threshold, max_detections)
+            )
+    if not ground_truth:
+        raise ValueError(
+            f"none of the {len(records)} image(s) of annotations={str(annotations)!r} could be "
+            f"decoded ({lite.describe_skipped(skipped)}); allowed: readable image files."
+        )
+    metrics = coco_metrics(ground_truth, found)
+    return {
+        **metrics,
+        "count": len(ground_truth),
+        "boxes": sum(len(c) for _, c in ground_truth),
+        "classes": len(categories),
+        "skipped": len(skipped),
+        "skipped_files": [path for path, _ in skipped],
+    }

@@ -1,0 +1,265 @@
+"""`keras-csp demo --task detection`: the paper's mobile detector trained on a CPU in a few minutes.
+
+Trains CSPPeleeNet + EFM (SAM) (`CSPDetector`) with the package's detection recipe
+(`keras_csp.train.fit_detector` defaults) on `synthetic_shapes("detection")`, drawn from a seed
+(nothing to download), then:
+
+    demo_detections.png                      its boxes on validation images (ground truth dashed)
+    csp_detector_demo.keras                  the trained detector
+    csp_detector_demo_{fp16,int8}.tflite     exported; each file's COCO mAP measured with
+                                             keras_csp.lite next to the Keras model's
+    demo_detection/val.json, val/            the validation images as a COCO set (what the
+                                             mAP is measured on: `keras-csp evaluate` reads it)
+    demo_detection_summary.json              settings, mAP / mAP50 (Keras and TFLite), time
+    demo_detection/run/                      the training run's checkpoints, logs, plot, summary
+
+in `output_dir`, next to the classification demo's files. `quick=True` trains a tiny detector on a
+few images for a test (and exports fp16 only).
+"""
+
+import os
+import shutil
+import time
+
+# Four CSP stages down to stride 32 (P2..P5, as EFM needs), small enough to train in seconds.
+_QUICK_BACKBONE = dict(stem=16, filters=(16, 32, 48, 64))
+
+FULL = dict(
+    model="csppeleenet",
+    image_size=128,
+    difficulty="easy",
+    train_size=1500,
+    val_size=200,
+    batch_size=16,
+    epochs=8,
+)
+QUICK = dict(
+    model=None,  # _QUICK_BACKBONE
+    image_size=64,
+    difficulty="easy",
+    train_size=32,
+    val_size=8,
+    batch_size=16,
+    epochs=1,
+    augment="none",  # keras-cv's augmentation graph takes longer to build than 2 steps to run
+)
+NAME = "csp_detector_demo"
+PICTURE = "demo_detections.png"
+SUMMARY = "demo_detection_summary.json"
+FOLDER = "demo_detection"
+# Images in the picture, and the smallest score of a box drawn on it.
+PICTURE_IMAGES = 8
+PICTURE_SCORE = 0.3
+
+
+def _quick_backbone():
+    from keras_csp.models.config import ModelConfig, StagesConfig, StemConfig
+
+    return ModelConfig(
+        stem=StemConfig(filters=_QUICK_BACKBONE["stem"], kernel_size=3, strides=2),
+        stages=StagesConfig(filters=_QUICK_BACKBONE["filters"], depth=(1, 1, 1, 1), strides=2),
+    )
+
+
+def run(quick=False, output_dir="saved_models", verbose=None):
+    """Runs the detection demo; returns its summary dict (see the module docstring)."""
+    from keras_csp.data import synthetic_shapes, write_coco
+    from keras_csp.train.checkpoint import atomic_save
+    from keras_csp.train.loop import fit_detector
+    from keras_csp.train.report import write_json
+
+    start = time.time()
+    settings = QUICK if quick else FULL
+    verbose = (0 if quick else 1) if verbose is None else verbose
+    data = synthetic_shapes(
+        "detection",
+        num_train=settings["train_size"],
+        num_validation=settings["val_size"],
+        image_size=settings["image_size"],
+        difficulty=settings["difficulty"],
+        seed=0,
+    )
+    model = settings["model"] or _quick_backbone()
+    label = settings["model"] or "a tiny CSP backbone"
+    print(
+        f"Training CSPDetector ({label} + EFM (SAM)) on {data!r}, {settings['epochs']} epoch(s), "
+        f"on the CPU ({os.cpu_count() or 0} cores).",
+        flush=True,
+    )
+    os.makedirs(output_dir, exist_ok=True)
+    folder = os.path.join(output_dir, FOLDER)
+    result = fit_detector(
+        data=data,
+        model=model,
+        neck="efm",
+        attention="sam",
+        epochs=settings["epochs"],
+        batch_size=settings["batch_size"],
+        seed=0,
+        output_dir=os.path.join(folder, "run"),
+        overwrite=True,
+        verbose=verbose,
+        **({"augment": settings["augment"]} if "augment" in settings else {}),
+    )
+    detector = result.model
+    model_path = os.path.join(output_dir, f"{NAME}.keras")
+    atomic_save(model_path, detector.save)
+    picture = draw_detections(detector, data, os.path.join(output_dir, PICTURE))
+
+    # The validation images as COCO files: the Keras model and its exports are measured on them
+    # the same way (keras_csp.coco_eval), as `keras-csp evaluate` would.
+    coco = write_coco(_validation_only(data), os.path.join(folder, "coco"), overwrite=True)["val"]
+    print(f"\nExporting {NAME} to TFLite and measuring COCO mAP with keras_csp.lite ...", flush=True)
+    formats = ("fp16",) if quick else ("fp16", "int8")
+    exports = export_and_compare(
+        detector, coco["annotations"], coco["images_dir"], output_dir, formats
+    )
+    wall = time.time() - start
+    s = result.summary
+    summary = {
+        "model": label,
+        "neck": "efm",
+        "attention": "sam",
+        "data": repr(data),
+        "settings": dict(settings, model=label),
+        "params": s.get("params"),
+        "flops": s.get("flops"),
+        "val_mAP": s.get("val_mAP"),
+        "val_mAP50": s.get("val_mAP50"),
+        "train_images_per_second": s.get("train_images_per_second"),
+        "training_seconds": s.get("wall_time_seconds"),
+        "tflite": exports,
+        "wall_time_seconds": round(wall, 1),
+        "files": {
+            "model": model_path,
+            "picture": picture,
+            "tflite": [r["file"] for r in exports[1:]],
+            "coco": coco["annotations"],
+        },
+    }
+    write_json(os.path.join(output_dir, SUMMARY), summary)
+    print(
+        f"\n{NAME}: val mAP {_fmt(summary['val_mAP'])}, mAP50 {_fmt(summary['val_mAP50'])} "
+        f"(training's validation); {summary['params']:,} params"
+    )
+    print(export_table(exports))
+    print(
+        f"Total demo time {wall:.0f} s. Wrote {picture}, {model_path}, "
+        f"{', '.join(summary['files']['tflite'])} and {os.path.join(output_dir, SUMMARY)}."
+    )
+    return summary
+
+
+def _fmt(value):
+    return "-" if value is None else f"{value:.4f}"
+
+
+def _validation_only(data):
+    """`data` with its validation split as the only split (for `write_coco`)."""
+    import dataclasses
+
+    return dataclasses.replace(data, train=data.validation, validation=None)
+
+
+def export_and_compare(detector, annotations, images_dir, output_dir, formats=("fp16", "int8")):
+    """fp16 and int8 (calibrated on the validation images) exports, with COCO mAP / mAP50 of
+    each `.tflite` (run by `keras_csp.lite`) next to the Keras model's, measured the same way."""
+    from keras_csp import coco_eval, export
+    from keras_csp.export.accuracy import evaluate_keras_detector
+
+    keras_result = evaluate_keras_detector(detector, annotations, images_dir)
+    rows = [{"format": "keras", "file": None, "size_bytes": None, "mAP": keras_result["mAP"],
+             "mAP50": keras_result["mAP50"], "mAP50_drop": 0.0}]
+    options = {"fp16": {}, "int8": {"representative_data": images_dir}}
+    for fmt in formats:
+        path = os.path.join(output_dir, f"{NAME}_{fmt}.tflite")
+        export.tflite(detector, path, quantize=fmt, verbose=False, **options[fmt])
+        measured = coco_eval.evaluate_detector(path, annotations, images_dir)
+        rows.append({"format": fmt, "file": path, "size_bytes": os.path.getsize(path),
+                     "mAP": measured["mAP"], "mAP50": measured["mAP50"],
+                     "mAP50_drop": keras_result["mAP50"] - measured["mAP50"]})
+    return rows
+
+
+def export_table(rows):
+    lines = [f"{'format':<8} {'size KB':>9} {'mAP':>7} {'mAP50':>7} {'drop (pts)':>10}"]
+    for r in rows:
+        size = f"{r['size_bytes'] / 1024:.0f}" if r["size_bytes"] else "-"
+        lines.append(
+            f"{r['format']:<8} {size:>9} {r['mAP']:>7.4f} {r['mAP50']:>7.4f} "
+            f"{100 * r['mAP50_drop']:>10.2f}"
+        )
+    return "\n".join(lines)
+
+
+def draw_detections(detector, data, path, count=PICTURE_IMAGES, score=PICTURE_SCORE):
+    """A PNG grid of validation images with the detector's boxes (solid, class and score) and the
+    ground truth (thin, dashed); written atomically. Returns the path."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    from keras_csp.data.core import normalize_images
+
+    batch = next(iter(data.validation.as_dataset(count, shuffle=False)))
+    images = batch["images"].numpy()
+    predicted = detector.predict(normalize_images(images), verbose=0)
+    scale = max(1, 256 // images.shape[1])
+    palette = [(230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48),
+               (145, 30, 180)]
+    tiles = []
+    for i, image in enumerate(images):
+        size = image.shape[1] * scale
+        tile = Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).resize(
+            (size, size), Image.NEAREST
+        )
+        pen = ImageDraw.Draw(tile)
+        for box, cls in zip(batch["bounding_boxes"]["boxes"][i].numpy(),
+                            batch["bounding_boxes"]["classes"][i].numpy()):
+            if cls >= 0:
+                _dashed(pen, [v * scale for v in box], (255, 255, 255))
+        for k in range(int(predicted["num_detections"][i])):
+            confidence = float(predicted["confidence"][i][k])
+            if confidence < score:
+                continue
+            cls = int(predicted["classes"][i][k])
+            x1, y1, x2, y2 = (float(v) * scale for v in predicted["boxes"][i][k])
+            color = palette[cls % len(palette)]
+            pen.rectangle([x1, y1, x2, y2], outline=color, width=2)
+            pen.text((x1 + 2, y1 + 1), f"{data.class_names[cls]} {confidence:.2f}", fill=color)
+        tiles.append(np.asarray(tile))
+    columns = min(4, len(tiles))
+    rows = [tiles[r : r + columns] for r in range(0, len(tiles), columns)]
+    rows[-1] += [np.zeros_like(tiles[0])] * (columns - len(rows[-1]))
+    grid = np.concatenate([np.concatenate(row, axis=1) for row in rows], axis=0)
+    tmp = os.path.join(os.path.dirname(path) or ".", f".{os.path.basename(path)}.partial")
+    try:
+        Image.fromarray(grid).save(tmp, format="PNG")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def _dashed(pen, box, color, dash=4):
+    x1, y1, x2, y2 = box
+    for a, b, horizontal, at in ((x1, x2, True, y1), (x1, x2, True, y2), (y1, y2, False, x1),
+                                 (y1, y2, False, x2)):
+        position = a
+        while position < b:
+            end = min(position + dash, b)
+            line = [position, at, end, at] if horizontal else [at, position, at, end]
+            pen.line(line, fill=color, width=1)
+            position += 2 * dash
+
+
+def clean(output_dir="saved_models"):
+    """Removes what `run` wrote (not the folder's other files)."""
+    for name in (FOLDER, SUMMARY, PICTURE, f"{NAME}.keras", f"{NAME}_fp16.tflite",
+                 f"{NAME}_int8.tflite"):
+        path = os.path.join(output_dir, name)
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+        elif os.path.exists(path):
+            os.unlink(path)
