@@ -5,7 +5,8 @@
 * `from_timm(model, path_or_state_dict)`: converts a timm checkpoint into a keras_csp model;
   `to_timm(model)` is the inverse.
 * `IMAGENET_WEIGHTS` / `get_imagenet_weights(arch)`: the registry (URL, SHA-256, top-1).
-* `fetch_imagenet_weights(arch)`: downloads, converts and caches; returns the cached path.
+* `fetch_imagenet_weights(arch)`: downloads, verifies against a known SHA-256, converts and
+  caches; returns the cached path (checked against its recorded SHA-256 on every use).
 """
 
 from keras_csp.weights.download import WeightsDownloadError
