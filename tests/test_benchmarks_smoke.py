@@ -113,3 +113,54 @@ def test_paired_measures_every_model_in_turns_and_pairs_csp_with_its_twin():
     assert (pair["csp"], pair["twin"]) == ("cspresnext50_fp32", "resnext50_fp32")
     assert pair["latency_ratio"] == 9.0 / 11.0 and pair["fastest_ratio"] == 8.0 / 10.0
     assert pair["flops_ratio"] == 0.8
+
+
+def _detection_row(row, map50, bflops, fp16, int8, int8_ms):
+    from benchmarks import detection
+
+    backbone, neck, attention, recipe = detection.ROWS[row]
+    return {"row": row, "backbone": backbone, "neck": neck, "attention": attention,
+            "recipe": recipe, "keras_mAP": map50 / 2, "keras_mAP50": map50, "params": 1000,
+            "bflops": bflops, "bflops_416": bflops * 10, "train_images_per_second": 20.0,
+            "tflite": {"fp16": {"val_mAP50": fp16}, "int8": {"val_mAP50": int8}},
+            "latency": {"fp32": int8_ms * 2, "int8": int8_ms}}
+
+
+def test_detection_targets_and_table_on_made_up_rows(tmp_path):
+    from benchmarks import detection
+
+    result = {"args": {"size": 128, "epochs": 6, "train": 1000}, "date": "2026-01-01", "rows": [
+        _detection_row("efm-sam", 0.40, 0.10, 0.399, 0.36, 4.0),
+        _detection_row("yolov8-xs", 0.38, 0.12, 0.38, 0.37, 5.0),
+        _detection_row("efm-sam-old", 0.20, 0.10, 0.20, 0.19, 4.0),
+        _detection_row("fpn", 0.30, 0.08, 0.30, 0.29, 3.0),
+        _detection_row("gfm", 0.30, 0.09, 0.30, 0.29, 3.5),
+    ]}
+    verdicts = {what: (verdict, numbers) for what, verdict, numbers in detection.targets(result)}
+    assert verdicts["CSPPeleeNet+EFM(SAM) mAP50 >= YOLOv8-xs at fewer BFLOPs or lower "
+                    "latency"][0] == "met"
+    assert verdicts["CSPPeleeNet+EFM(SAM) mAP50 >= 1.5x today's (old) defaults"] == (
+        "met", "0.400 / 0.200 = 2.00x")
+    assert verdicts["efm-sam fp16 .tflite mAP50 within 0.5 points"][0] == "met"
+    assert verdicts["efm-sam int8 .tflite mAP50 within 3.0 points"][0] == "missed"  # 4 points
+    # mAP50 per BFLOP: EFM(SAM) 4.0, FPN 3.75, GFM 3.33
+    assert verdicts["EFM(SAM) beats FPN and GFM in mAP50 per BFLOP"][0] == "yes"
+    text = detection.table(result)
+    assert text.count("\n") == len(result["rows"]) + 1
+    assert "| efm-sam | csppeleenet | EFM(SAM) | default | 0.200 | 0.400 |" in text
+    assert "4.00 (1.00)" in text and "5.00 (1.25)" in text  # int8 ms and the ratio to efm-sam
+    detection.plot(result, tmp_path / "detection.png")
+    assert (tmp_path / "detection.png").stat().st_size > 0
+
+
+def test_detection_quick_trains_exports_evaluates_and_times_a_row(tmp_path):
+    from benchmarks import detection
+
+    result = detection.main(["--quick", "--out", str(tmp_path)])
+    (row,) = result["rows"]
+    assert row["errors"] == {} and row["keras_mAP50"] is not None
+    assert row["params"] > 0 and row["bflops_416"] > row["bflops"] > 0
+    assert row["tflite"]["int8"]["images"] == 8 and row["tflite"]["int8"]["val_mAP50"] >= 0
+    assert row["latency"]["fp32"] > 0 and row["latency"]["int8"] > 0
+    for name in ("detection.json", "detection.md", "detection.png"):
+        assert (tmp_path / name).stat().st_size > 0

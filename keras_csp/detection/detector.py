@@ -43,6 +43,18 @@ BOX_LOSSES = ("ciou", "giou")
 DEFAULT_NECK_FILTERS = (96, 128, 256)
 DEFAULT_HEAD_FILTERS = (112, 256, 448)
 
+# The loss and the assigner, as `compile` takes them. The weights are YOLOv8's (box 7.5, class
+# 0.5, DFL 1.5); the assigner's top-k, alpha and beta are keras-cv's and YOLOv8's. How each value
+# was chosen: benchmarks/README.md, "Detection".
+LOSS_DEFAULTS = {
+    "box_loss_weight": 7.5,
+    "classification_loss_weight": 0.5,
+    "dfl_loss_weight": 1.5,
+    "assigner_top_k": 10,
+    "assigner_alpha": 0.5,
+    "assigner_beta": 6.0,
+}
+
 
 def _check_num_classes(num_classes):
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
@@ -313,8 +325,10 @@ class CSPDetector(keras.Model):
         self.max_detections = max_detections
         # Raw attributes: keras-cv layers without weights, kept out of Keras' layer tracking so the
         # saved weights hold the graph's layers only.
-        object.__setattr__(
-            self, "_label_encoder", keras_cv.models.yolov8.LabelEncoder(num_classes=num_classes)
+        self._set_label_encoder(
+            LOSS_DEFAULTS["assigner_top_k"],
+            LOSS_DEFAULTS["assigner_alpha"],
+            LOSS_DEFAULTS["assigner_beta"],
         )
         object.__setattr__(
             self,
@@ -334,8 +348,9 @@ class CSPDetector(keras.Model):
         self._dropped_tracker = keras.metrics.Sum(name="dropped_boxes")
         self.box_loss = None
         self._box_loss_spec = "ciou"
-        self.box_loss_weight = 7.5
-        self.classification_loss_weight = 0.5
+        self.box_loss_weight = LOSS_DEFAULTS["box_loss_weight"]
+        self.classification_loss_weight = LOSS_DEFAULTS["classification_loss_weight"]
+        self.dfl_loss_weight = LOSS_DEFAULTS["dfl_loss_weight"]
         # keras-cv's padded NMS and the host callback of the bad-box warning do not compile with XLA.
         self.jit_compile = False
 
@@ -376,8 +391,12 @@ class CSPDetector(keras.Model):
         self,
         optimizer="adam",
         box_loss="ciou",
-        box_loss_weight=7.5,
-        classification_loss_weight=0.5,
+        box_loss_weight=LOSS_DEFAULTS["box_loss_weight"],
+        classification_loss_weight=LOSS_DEFAULTS["classification_loss_weight"],
+        dfl_loss_weight=LOSS_DEFAULTS["dfl_loss_weight"],
+        assigner_top_k=LOSS_DEFAULTS["assigner_top_k"],
+        assigner_alpha=LOSS_DEFAULTS["assigner_alpha"],
+        assigner_beta=LOSS_DEFAULTS["assigner_beta"],
         jit_compile=False,
         loss=None,
         **kwargs,
@@ -389,8 +408,11 @@ class CSPDetector(keras.Model):
             box_loss: `"ciou"` (keras-cv's `CIoULoss`, as YOLOv4/v8), `"giou"` (`GIoULoss`, the
                 paper's EFM (GIoU) row) or a `keras.losses.Loss` taking xyxy pixel boxes with
                 `reduction="sum"`.
-            box_loss_weight, classification_loss_weight: weights of the two terms (YOLOv8's and
-                keras-cv's 7.5 and 0.5).
+            box_loss_weight, classification_loss_weight, dfl_loss_weight: weights of the box,
+                class and distribution focal loss (DFL: cross-entropy of each edge's bins against
+                the two bins around the assigned box's edge, as YOLOv8) terms; 0 drops a term.
+            assigner_top_k, assigner_alpha, assigner_beta: of the task-aligned assigner: positions
+                per box, and the exponents of class score and IoU in its alignment metric.
             jit_compile: XLA; off by default: keras-cv's padded NMS and the host callback that
                 warns about bad boxes do not compile.
             loss: must stay `None`; the detector computes its own loss.
@@ -405,13 +427,44 @@ class CSPDetector(keras.Model):
             raise ValueError("metrics are not supported by CSPDetector.compile; allowed: None.")
         self.box_loss = self._resolve_box_loss(box_loss)
         self._box_loss_spec = box_loss
+        for what, value in (
+            ("box_loss_weight", box_loss_weight),
+            ("classification_loss_weight", classification_loss_weight),
+            ("dfl_loss_weight", dfl_loss_weight),
+            ("assigner_alpha", assigner_alpha),
+            ("assigner_beta", assigner_beta),
+        ):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ValueError(f"{what}={value!r} is not allowed; allowed: a number >= 0.")
+        if isinstance(assigner_top_k, bool) or not isinstance(assigner_top_k, int) or (
+            assigner_top_k < 1
+        ):
+            raise ValueError(
+                f"assigner_top_k={assigner_top_k!r} is not allowed; allowed: an integer >= 1."
+            )
         self.box_loss_weight = float(box_loss_weight)
         self.classification_loss_weight = float(classification_loss_weight)
+        self.dfl_loss_weight = float(dfl_loss_weight)
+        self._set_label_encoder(assigner_top_k, float(assigner_alpha), float(assigner_beta))
         super().compile(optimizer=optimizer, jit_compile=jit_compile, **kwargs)
         # Without a distribution strategy the TF trainer builds the optimizer inside the first
         # trace of the train step, which makes tf.function trace it twice; build it here instead.
         if self.optimizer is not None and not self.optimizer.built:
             self.optimizer.build(self.trainable_variables)
+
+    def _set_label_encoder(self, top_k, alpha, beta):
+        settings = {"assigner_top_k": top_k, "assigner_alpha": alpha, "assigner_beta": beta}
+        object.__setattr__(self, "assigner_settings", settings)
+        object.__setattr__(
+            self,
+            "_label_encoder",
+            keras_cv.models.yolov8.LabelEncoder(
+                num_classes=self.num_classes,
+                max_anchor_matches=top_k,
+                alpha=alpha,
+                beta=beta,
+            ),
+        )
 
     @staticmethod
     def _resolve_box_loss(box_loss):
@@ -439,6 +492,8 @@ class CSPDetector(keras.Model):
             "box_loss": spec,
             "box_loss_weight": self.box_loss_weight,
             "classification_loss_weight": self.classification_loss_weight,
+            "dfl_loss_weight": self.dfl_loss_weight,
+            **self.assigner_settings,
         }
 
     def compile_from_config(self, config):
@@ -528,9 +583,37 @@ class CSPDetector(keras.Model):
         self._box_loss_tracker.update_state(box_loss)
         self._class_loss_tracker.update_state(class_loss)
         total = self.box_loss_weight * box_loss + self.classification_loss_weight * class_loss
+        if self.dfl_loss_weight:
+            dfl_loss = self._dfl_loss(
+                box_logits, target_boxes, centers, strides, foreground, weights
+            ) / normalizer
+            total = total + self.dfl_loss_weight * dfl_loss
         if self.losses:
             total = total + ops.sum(self.losses)
         return total
+
+    def _dfl_loss(self, box_logits, target_boxes, centers, strides, foreground, weights):
+        """YOLOv8's distribution focal loss, summed over positions with the assigner's weights.
+
+        Each edge distance of an assigned box, in strides, lies between two bins; the target puts
+        weight 1 - d on the nearer-left bin and d on the next (a "two-hot" vector), and the loss is
+        the cross-entropy of the edge's bin logits against it, averaged over the four edges. It
+        gives the bins a direct signal from the first step, where the IoU loss alone moves their
+        expectation only.
+        """
+        shape = ops.shape(box_logits)
+        logits = ops.reshape(
+            ops.cast(box_logits, "float32"), (shape[0], shape[1], 4, self.box_bins)
+        )
+        edges = ops.concatenate(
+            [centers - target_boxes[..., :2], target_boxes[..., 2:] - centers], axis=-1
+        )
+        edges = ops.where(foreground, edges / strides[:, None], 0.0)
+        edges = ops.clip(edges, 0.0, self.box_bins - 1.01)
+        bins = ops.arange(self.box_bins, dtype="float32")
+        two_hot = ops.maximum(0.0, 1.0 - ops.abs(bins - edges[..., None]))
+        cross_entropy = -ops.sum(two_hot * ops.log_softmax(logits, axis=-1), axis=-1)
+        return ops.sum(ops.mean(cross_entropy, axis=-1) * weights)
 
     def _report_bad_boxes(self, num_clipped, num_dropped):
         self._clipped_tracker.update_state(num_clipped)

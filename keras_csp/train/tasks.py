@@ -174,7 +174,20 @@ class DetectionTask:
                            **self._kwargs())
 
     def compile(self, model, optimizer):
-        model.compile(optimizer=optimizer, box_loss=self.cfg.box_loss)
+        options = {
+            "box_loss_weight": self.cfg.box_loss_weight,
+            "classification_loss_weight": self.cfg.class_loss_weight,
+            "dfl_loss_weight": self.cfg.dfl_loss_weight,
+            "assigner_top_k": self.cfg.assigner_top_k,
+            "assigner_alpha": self.cfg.assigner_alpha,
+            "assigner_beta": self.cfg.assigner_beta,
+        }
+        from keras_csp.detection import CSPDetector
+
+        if not isinstance(model, CSPDetector):  # a custom detector: its own loss options
+            options = {}
+        given = {k: v for k, v in options.items() if v is not None}
+        model.compile(optimizer=optimizer, box_loss=self.cfg.box_loss, **given)
 
     def replica_loss(self, model, batch, replicas):
         import tensorflow as tf

@@ -287,3 +287,19 @@ def test_efm_sam_csppeleenet_at_416_is_near_the_papers_size():
     # Paper Table 4: EFM (SAM) + CSPPeleeNet, 416x416: 4.31 M parameters, 5.07 BFLOPs.
     assert profile.params == pytest.approx(4.31e6, rel=0.15)
     assert profile.flops == pytest.approx(5.07e9, rel=0.15)
+
+
+def test_loss_and_assigner_options_are_checked_and_kept_in_the_compile_config():
+    model = small_detector()
+    model.compile()
+    assert model.get_compile_config()["dfl_loss_weight"] == 1.5  # DFL is on by default
+    model.compile(dfl_loss_weight=0.0, assigner_top_k=5, assigner_alpha=1.0, assigner_beta=4.0)
+    config = model.get_compile_config()
+    assert (config["dfl_loss_weight"], config["assigner_top_k"]) == (0.0, 5)
+    assert (config["assigner_alpha"], config["assigner_beta"]) == (1.0, 4.0)
+    encoder = model._label_encoder
+    assert (encoder.max_anchor_matches, encoder.alpha, encoder.beta) == (5, 1.0, 4.0)
+    with pytest.raises(ValueError, match="dfl_loss_weight=-1 is not allowed"):
+        model.compile(dfl_loss_weight=-1)
+    with pytest.raises(ValueError, match="assigner_top_k=0 is not allowed"):
+        model.compile(assigner_top_k=0)
