@@ -151,3 +151,19 @@ def test_export_needs_tensorflow_and_says_so(device_python, tmp_path):
                "-o", str(tmp_path / "m.tflite"))
     assert out.returncode == 2 and not (tmp_path / "m.tflite").exists()
     assert "`keras-csp export` needs TensorFlow and Keras" in out.stderr
+
+
+def test_gpu_accelerator_without_ai_edge_litert_says_what_is_missing(device_python, device_inputs):
+    name, python = device_python
+    if name != "tflite":
+        pytest.skip("only the tflite-runtime device lacks ai-edge-litert")
+    args = ["-m", "keras_csp.export.cli", "predict", device_inputs["float"],
+            device_inputs["images"][0], "--accelerator"]
+    out = _run(python, *args, "gpu")
+    assert out.returncode == 2, out.stderr
+    assert ("--accelerator=gpu: the GPU accelerator needs ai-edge-litert >= 2.3 (No module named "
+            "'ai_edge_litert'); allowed: pip install -U 'ai-edge-litert>=2.3'." in out.stderr)
+    out = _run(python, *args, "auto")
+    assert out.returncode == 0 and out.stdout.splitlines()[0] == device_inputs["images"][0]
+    assert "keras-csp: note: accelerator='auto': running on the CPU: the GPU accelerator needs" \
+        in out.stderr
