@@ -119,12 +119,12 @@ def _load_model(spec, args):
 
         return load_model(path), path.stem
     from keras_csp.models import build_model
-    from keras_csp.models.config import MODEL_CONFIGS, get_config
+    from keras_csp.models.config import ARCHITECTURES, get_config
 
-    if spec.lower() not in MODEL_CONFIGS:
+    if spec.lower() not in ARCHITECTURES:
         raise ValueError(
             f"MODEL_OR_FILE={spec!r} is neither a .keras file nor an architecture; allowed: a "
-            f".keras file or one of {', '.join(sorted(MODEL_CONFIGS))}."
+            f".keras file or one of {', '.join(sorted(ARCHITECTURES))}."
         )
     size = args.input_size or get_config(spec).default_size
     model = build_model(

@@ -78,6 +78,13 @@ def test_export_unknown_model(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
+def test_export_a_small_registry_model(tmp_path, capsys):
+    # The small models that `train` accepts are in the one registry, so `export` builds them too.
+    out = tmp_path / "tiny.tflite"
+    assert cli.main(["export", "cspdarknet_tiny", "--input-size", "32", "-o", str(out)]) == 0
+    assert out.is_file()
+
+
 @pytest.fixture(scope="module")
 def tflite_file(keras_file, tmp_path_factory):
     out = tmp_path_factory.mktemp("cli-tflite") / "tiny.tflite"
