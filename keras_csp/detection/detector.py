@@ -184,9 +184,9 @@ class CSPDetector(keras.Model):
         backbone: an architecture name of this package (`"cspdarknet53"`, `"csppeleenet"`, ...;
             see `keras_csp.models.MODEL_CONFIGS`), a `keras_csp.models.ModelConfig`, or a built
             backbone, as keras-cv's detectors take one: a builder's model with
-            `include_top=False` (`keras_csp.CSPDarknet53(include_top=False, part_ratio=0.25,
-            weights="imagenet")`), whose layers and weights are copied in (`part_ratio`, `fusion`
-            and `backbone_weights` then do not apply). It must give pyramid levels up to P5
+            `include_top=False` (`keras_csp.CSPDarknet53(include_top=False, weights="imagenet")`,
+            or one built with another `part_ratio` or `fusion`), whose layers and weights are
+            copied in (`part_ratio`, `fusion` and `backbone_weights` then do not apply). It must give pyramid levels up to P5
             (stride 32), and P2 for the EFM neck.
         num_classes: number of object classes (>= 1), without a background class.
         neck: `"efm"` (the paper's Exact Fusion Model), `"gfm"`, `"fpn"` or `"panet"`.
