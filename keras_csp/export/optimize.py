@@ -14,10 +14,24 @@ Fine-tuning data may carry labels (`(images, labels)`); without labels the float
 teacher (its outputs are the targets: KL divergence for probabilities, mean squared error else).
 """
 
+import os
+
+import keras_cv  # noqa: F401  before tfmot: see below
 import numpy as np
 import tensorflow as tf
-import tensorflow_model_optimization as tfmot
-import tf_keras
+
+# Importing tfmot sets TF_USE_LEGACY_KERAS=1 for the whole process, after which a first
+# `import keras_cv` picks Keras 2 and fails (so a QAT export would break loading a detector
+# later in the same process). keras_cv is imported above, and the variable is put back once
+# tfmot has bound tf_keras.
+_legacy_keras = os.environ.get("TF_USE_LEGACY_KERAS")
+import tensorflow_model_optimization as tfmot  # noqa: E402
+import tf_keras  # noqa: E402
+
+if _legacy_keras is None:
+    os.environ.pop("TF_USE_LEGACY_KERAS", None)
+else:
+    os.environ["TF_USE_LEGACY_KERAS"] = _legacy_keras
 
 from keras_csp.export import data as data_lib
 from keras_csp.export.serving import CLASSIFIER

@@ -88,3 +88,19 @@ def test_nonfinite_fine_tuning_images_are_refused_and_named(bad_batch, read):
                                          rf"image\(s\) {read - 2} "):
         optimize.finetune(model, teacher=None, kind=CLASSIFIER, train_data=data,
                           input_size=(SIZE, SIZE))
+
+
+def test_keras_cv_still_imports_after_the_fine_tuning_module():
+    # tfmot sets TF_USE_LEGACY_KERAS=1 on import; a first `import keras_cv` after it picked
+    # Keras 2 and failed, so a QAT export broke loading a detector in the same process.
+    import subprocess
+    import sys
+
+    code = (
+        "import os, keras_csp.export.optimize\n"
+        "assert 'TF_USE_LEGACY_KERAS' not in os.environ, os.environ['TF_USE_LEGACY_KERAS']\n"
+        "import keras_cv, keras\n"
+        "keras_cv.layers.NonMaxSuppression(bounding_box_format='xyxy', from_logits=False)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
