@@ -9,8 +9,8 @@ Python API or, as `--aug-<option>` flags, from `keras-csp train`):
     the trainer adds `label_smoothing` to the cross-entropy.
 
 `"detection"` (`DetectionAugmentation`), box-aware, the recipe of keras-cv's YOLOv8 examples:
-    horizontal flip -> jittered resize (scale `jitter_scale`) -> mosaic of four images (`mosaic`,
-    off by default); boxes follow every step, and batches are padded back to the data's `max_boxes`.
+    horizontal flip -> jittered resize (scale `jitter_scale`) -> mosaic of four images; boxes follow
+    every step, and batches are padded back to the data's `max_boxes`.
 
 `"none"` applies nothing. The layers receive tensors (inside `Dataset.map`), never numpy arrays.
 """
@@ -64,9 +64,7 @@ class DetectionAugmentation:
 
     flip: bool = True
     jitter_scale: Tuple[float, float] = (0.75, 1.3)
-    # Off by default: at the small sizes detectors train at on a CPU, a mosaic halves every object
-    # (below P3's 8-pixel stride for the small ones); see benchmarks/README.md, "Detection".
-    mosaic: bool = False
+    mosaic: bool = True
 
     def __post_init__(self):
         a, b = self.jitter_scale

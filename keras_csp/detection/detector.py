@@ -43,13 +43,13 @@ BOX_LOSSES = ("ciou", "giou")
 DEFAULT_NECK_FILTERS = (96, 128, 256)
 DEFAULT_HEAD_FILTERS = (112, 256, 448)
 
-# The loss and the assigner, as `compile` takes them. The weights are YOLOv8's (box 7.5, class
-# 0.5, DFL 1.5); the assigner's top-k, alpha and beta are keras-cv's and YOLOv8's. How each value
-# was chosen: benchmarks/README.md, "Detection".
+# The loss and the assigner, as `compile` takes them: box and class weights and the assigner's
+# top-k, alpha and beta are keras-cv's and YOLOv8's. DFL (YOLOv8: 1.5) stays off by default: with
+# it, a short CPU run scored higher mAP but lower mAP50 (benchmarks/README.md, "Detection").
 LOSS_DEFAULTS = {
     "box_loss_weight": 7.5,
     "classification_loss_weight": 0.5,
-    "dfl_loss_weight": 1.5,
+    "dfl_loss_weight": 0.0,
     "assigner_top_k": 10,
     "assigner_alpha": 0.5,
     "assigner_beta": 6.0,

@@ -23,8 +23,6 @@ STRATEGIES = ("default", "mirrored", "multiworker")
 AUGMENTS = ("classification", "detection", "none")
 MIX_MODES = ("mixup", "cutmix", "mixup_or_cutmix", "none")
 NECKS = ("efm", "gfm", "fpn", "panet")
-# Peak SGD learning rate of detection at batch 16 (scaled linearly with the batch size).
-DETECTION_SGD_LR = 0.02
 BOX_LOSSES = ("ciou", "giou")
 
 
@@ -139,8 +137,7 @@ class TrainConfig:
     optimizer: str = _f("sgd", "optimizer", OPTIMIZERS, "optimization")
     learning_rate: Optional[float] = _f(
         None,
-        "peak learning rate (default: 0.1 * batch/256 for SGD, 1e-3 * batch/256 for AdamW; "
-        "detection with SGD: 0.02 * batch/16)",
+        "peak learning rate (default: 0.1 * batch/256 for SGD, 1e-3 * batch/256 for AdamW)",
         None,
         "optimization",
     )
@@ -260,10 +257,6 @@ class TrainConfig:
     def resolved_learning_rate(self):
         if self.learning_rate is not None:
             return float(self.learning_rate)
-        if self.task == "detection" and self.optimizer == "sgd":
-            # The detection recipe (benchmarks/README.md, "Detection"): 0.02 at batch 16, 3.2x
-            # the classification rule, which left detectors from scratch under-trained.
-            return DETECTION_SGD_LR * self.batch_size / 16.0
         base = 0.1 if self.optimizer == "sgd" else 1e-3
         return base * self.batch_size / 256.0
 

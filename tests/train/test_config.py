@@ -89,16 +89,3 @@ def test_bad_yaml_files(tmp_path):
     with pytest.raises(ValueError, match="mapping"):
         load_config(str(bad))
 
-
-def test_detection_with_sgd_defaults_to_the_detection_learning_rate():
-    # 0.02 at batch 16 (benchmarks/README.md, "Detection"), linear in the batch size.
-    assert build_config({"task": "detection", "batch_size": 16}).resolved_learning_rate() == (
-        pytest.approx(0.02)
-    )
-    assert build_config({"task": "detection", "batch_size": 64}).resolved_learning_rate() == (
-        pytest.approx(0.08)
-    )
-    adamw = build_config({"task": "detection", "batch_size": 32, "optimizer": "adamw"})
-    assert adamw.resolved_learning_rate() == pytest.approx(1e-3 * 32 / 256)
-    given = build_config({"task": "detection", "learning_rate": 0.005})
-    assert given.resolved_learning_rate() == 0.005
