@@ -81,21 +81,7 @@ def analyzer_report(model_content):
 
 
 def interpreter_for(model_content):
-    """A TFLite interpreter for reading the op list (never invoked).
-
-    LiteRT's (ai-edge-litert, in the main environment) where installed: TensorFlow's
-    `tf.lite.Interpreter` is deprecated and warns again when it is deleted, out of reach of any
-    `catch_warnings` here.
-    """
-    try:
-        from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-        return Interpreter(
-            model_content=model_content,
-            experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
-        )
-    except ImportError:
-        pass
+    """A TFLite interpreter for reading the op list (never invoked)."""
     import tensorflow as tf
 
     with warnings.catch_warnings():
