@@ -184,7 +184,8 @@ def write_data(args):
     root = Path(args.workdir) / "data"
     stamp = root / "options.json"
     options = data_options(args)
-    if not (stamp.is_file() and json.loads(stamp.read_text()) == options):
+    as_json = json.loads(json.dumps(options))  # tuples as lists, as the stamp gives them back
+    if not (stamp.is_file() and json.loads(stamp.read_text()) == as_json):
         export_coco(str(root), overwrite=True, **options)
         val = json.loads((root / "val.json").read_text())
         keep = {im["id"] for im in val["images"][: args.monitor]}
