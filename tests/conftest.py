@@ -2,6 +2,11 @@ import os
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# TensorFlow turns oneDNN on by default only on x86 CPUs with AVX-512/AVX-VNNI; the sessions'
+# and CI's CPU changes between them. The suite runs on oneDNN everywhere (GroupedConv2D's fast
+# path, the fused kernels optimize_for_inference guards against); the path without it is
+# tested in a subprocess (tests/layers/test_grouped_conv.py).
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 import keras  # noqa: E402
 import pytest  # noqa: E402

@@ -29,7 +29,7 @@ def _pair(groups, strides, padding, dilation, seed=0):
 
 
 def test_fast_path_is_available_here():
-    # The CI machine and this one are x86 with oneDNN on (TensorFlow's default).
+    # tests/conftest.py turns oneDNN on (TF's default only on CPUs with AVX-512/AVX-VNNI).
     assert fast_grouped_conv_available()
 
 
