@@ -25,6 +25,7 @@ file: `refused_leaky_relus` names the LeakyReLU layers whose ops XNNPACK refused
 `requantize_after` adds a `Requantize` after exactly those before converting once more.
 """
 
+import os
 import re
 import warnings
 
@@ -96,20 +97,48 @@ def nodes_outside_xnnpack(content):
 
     from keras_csp.lite import undelegated_nodes
 
-    # TF 2.21's XNNPACK delegate has, rarely and only on a loaded machine, failed to create its
-    # runtime for a file that a fresh interpreter then prepares fine (seen three times in the test
-    # suite, never in 12 runs of the same export in a row): one more interpreter before giving up.
-    for attempt in range(3):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice
-            interpreter = tf.lite.Interpreter(model_content=content)  # XNNPACK: the default
-        try:
-            return undelegated_nodes(interpreter)
-        except RuntimeError as e:
-            if "XNNPACK" not in str(e) or attempt == 2:
-                raise RuntimeError(
-                    f"XNNPACK could not prepare the converted int8 model three times: {e}"
-                ) from e
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice
+        interpreter = tf.lite.Interpreter(model_content=content)  # XNNPACK: the default
+    try:
+        return undelegated_nodes(interpreter)
+    except RuntimeError as e:
+        if "XNNPACK" not in str(e):
+            raise
+        # TF 2.21's XNNPACK delegate has failed to create its runtime for a file that a fresh
+        # process prepares fine: after many other interpreters in one long process (the test
+        # suite), never alone, and again in the same process. So: ask a fresh process.
+        return _nodes_outside_xnnpack_in_a_fresh_process(content, e)
+
+
+def _nodes_outside_xnnpack_in_a_fresh_process(content, error):
+    import json
+    import subprocess
+    import sys
+    import tempfile
+
+    code = (
+        "import json, sys, warnings\n"
+        "import tensorflow as tf\n"
+        "from keras_csp.lite import undelegated_nodes\n"
+        "warnings.simplefilter('ignore')\n"
+        "it = tf.lite.Interpreter(model_path=sys.argv[1])\n"
+        "print('NODES ' + json.dumps(undelegated_nodes(it)))\n"
+    )
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "model.tflite")
+        with open(path, "wb") as f:
+            f.write(content)
+        done = subprocess.run(
+            [sys.executable, "-c", code, path], capture_output=True, text=True, timeout=600
+        )
+    for line in done.stdout.splitlines():
+        if line.startswith("NODES "):
+            return json.loads(line[len("NODES "):])
+    raise RuntimeError(
+        f"XNNPACK could not prepare the converted int8 model, here ({error}) nor in a fresh "
+        f"process: {done.stderr.strip().splitlines()[-1:] or done.returncode}"
+    )
 
 
 def refused_leaky_relus(nodes, model):
