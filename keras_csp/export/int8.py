@@ -25,7 +25,6 @@ file: `refused_leaky_relus` names the LeakyReLU layers whose ops XNNPACK refused
 `requantize_after` adds a `Requantize` after exactly those before converting once more.
 """
 
-import os
 import re
 import warnings
 
@@ -105,40 +104,12 @@ def nodes_outside_xnnpack(content):
     except RuntimeError as e:
         if "XNNPACK" not in str(e):
             raise
-        # TF 2.21's XNNPACK delegate has failed to create its runtime for a file that a fresh
-        # process prepares fine: after many other interpreters in one long process (the test
-        # suite), never alone, and again in the same process. So: ask a fresh process.
-        return _nodes_outside_xnnpack_in_a_fresh_process(content, e)
-
-
-def _nodes_outside_xnnpack_in_a_fresh_process(content, error):
-    import json
-    import subprocess
-    import sys
-    import tempfile
-
-    code = (
-        "import json, sys, warnings\n"
-        "import tensorflow as tf\n"
-        "from keras_csp.lite import undelegated_nodes\n"
-        "warnings.simplefilter('ignore')\n"
-        "it = tf.lite.Interpreter(model_path=sys.argv[1])\n"
-        "print('NODES ' + json.dumps(undelegated_nodes(it)))\n"
-    )
-    with tempfile.TemporaryDirectory() as folder:
-        path = os.path.join(folder, "model.tflite")
-        with open(path, "wb") as f:
-            f.write(content)
-        done = subprocess.run(
-            [sys.executable, "-c", code, path], capture_output=True, text=True, timeout=600
-        )
-    for line in done.stdout.splitlines():
-        if line.startswith("NODES "):
-            return json.loads(line[len("NODES "):])
-    raise RuntimeError(
-        f"XNNPACK could not prepare the converted int8 model, here ({error}) nor in a fresh "
-        f"process: {done.stderr.strip().splitlines()[-1:] or done.returncode}"
-    )
+        # Seen for a reduced-width CSPPeleeNet with some random weights (an open bug: the same
+        # file fails in a fresh process too); say what failed instead of the interpreter's text.
+        raise RuntimeError(
+            f"the converted int8 model cannot run under XNNPACK (TFLite's CPU delegate): {e}; "
+            "quantize='fp16' or 'dynamic' still export this model"
+        ) from e
 
 
 def refused_leaky_relus(nodes, model):

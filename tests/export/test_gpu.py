@@ -63,6 +63,10 @@ def _assert_whole_on_the_gpu_and_agrees(report):
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_family_runs_whole_on_the_gpu_in_fp32_fp16_and_int8(family, gpu_accelerator, tmp_path):
+    # Seeded: with the weights that the suite's earlier tests left the global RNG at, TF's XNNPACK
+    # could not prepare the reduced csppeleenet's int8 file at all (an open export bug, see the
+    # issue notes); the GPU check needs a file, so the weights are fixed.
+    keras.utils.set_random_seed(0)
     model = randomize_batchnorm(
         keras_csp.build_model(slim_config(family), input_shape=(SIZE, SIZE, 3), classes=10)
     )

@@ -9,7 +9,6 @@ import keras_csp
 from keras_csp import export
 from keras_csp.export.int8 import (
     Requantize,
-    _nodes_outside_xnnpack_in_a_fresh_process,
     nodes_outside_xnnpack,
     refused_leaky_relus,
     requantize_after,
@@ -124,9 +123,6 @@ def test_leaky_relu_refused_elsewhere_is_found_and_requantized(tmp_path):
     plain = _plain_int8(model, tmp_path / "plain.tflite")
     assert LiteModel(plain, num_threads=1).undelegated_ops() == ["LEAKY_RELU"]
     assert refused_leaky_relus(nodes_outside_xnnpack(plain.read_bytes()), model) == ["act_a"]
-    # The fallback for an XNNPACK that cannot prepare in this process finds the same nodes.
-    fresh = _nodes_outside_xnnpack_in_a_fresh_process(plain.read_bytes(), "test")
-    assert fresh == nodes_outside_xnnpack(plain.read_bytes())
 
     path = tmp_path / "int8.tflite"
     report = export.tflite(
