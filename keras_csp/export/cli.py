@@ -336,15 +336,24 @@ def _image_paths(images):
     return paths
 
 
+def _print_skipped(result):
+    """One stderr line naming the images an evaluation skipped as unreadable."""
+    from keras_csp import lite
+
+    if result.get("skipped"):
+        skipped = [(path, "") for path in result["skipped_files"]]
+        print(f"keras-csp: {lite.describe_skipped(skipped)}", file=sys.stderr)
+
+
 def _evaluate(args):
     from keras_csp import lite
 
-    if Path(args.data).suffix.lower() == ".json":
-        return _evaluate_detector(args)
-    lite.check_resize(args.resize, "--resize")
     lite.check_accelerator(args.accelerator, "--accelerator")
     if args.batch_size < 1:
         raise ValueError(f"--batch-size={args.batch_size}; allowed: an integer >= 1.")
+    if Path(args.data).suffix.lower() == ".json":
+        return _evaluate_detector(args)
+    lite.check_resize(args.resize, "--resize")
     model = _lite_model(args)
     result = lite.evaluate(model, args.data, resize=args.resize, batch_size=args.batch_size)
     if args.json:
@@ -354,17 +363,13 @@ def _evaluate(args):
             f"{args.model}: top-1 {result['top1']:.4f}, top-5 {result['top5']:.4f} on "
             f"{result['count']} images of {result['classes']} classes ({_where(model)})"
         )
-        if result.get("skipped"):
-            skipped = [(path, "") for path in result["skipped_files"]]
-            print(f"keras-csp: {lite.describe_skipped(skipped)}", file=sys.stderr)
+        _print_skipped(result)
     return result
 
 
 def _evaluate_detector(args):
-    from keras_csp import coco_eval, lite
+    from keras_csp import coco_eval
 
-    if args.batch_size < 1:
-        raise ValueError(f"--batch-size={args.batch_size}; allowed: an integer >= 1.")
     model = _lite_model(args)
     if model.kind != "detector":
         raise ValueError(
@@ -386,9 +391,7 @@ def _evaluate_detector(args):
             f"{result['count']} images ({result['boxes']} boxes, {result['classes']} classes; "
             f"{_where(model)})"
         )
-        if result.get("skipped"):
-            skipped = [(path, "") for path in result["skipped_files"]]
-            print(f"keras-csp: {lite.describe_skipped(skipped)}", file=sys.stderr)
+        _print_skipped(result)
     return result
 
 
