@@ -5,8 +5,9 @@ on a machine without TensorFlow or Keras. Importing `keras_csp.layers`, or touch
 here, registers the package's custom layers with Keras; `keras_csp.load_model` does it for you.
 """
 
-import importlib
 import os
+
+from keras_csp.lazy import lazy_attributes
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
@@ -41,19 +42,4 @@ _SUBMODULES = (
     "weights",
 )
 
-__all__ = sorted(_EXPORTS) + list(_SUBMODULES)
-
-
-def __getattr__(name):
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    elif name in _SUBMODULES:
-        value = importlib.import_module(f"keras_csp.{name}")
-    else:
-        raise AttributeError(f"module 'keras_csp' has no attribute {name!r}")
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__, __all__ = lazy_attributes(__name__, _EXPORTS, _SUBMODULES)

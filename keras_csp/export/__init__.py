@@ -11,7 +11,7 @@ so `keras_csp.export.cli` (and through it `keras-csp predict`) imports neither T
 Keras; see `keras_csp.lite` for the on-device side.
 """
 
-import importlib
+from keras_csp.lazy import lazy_attributes
 
 _EXPORTS = {
     "saved_model": "keras_csp.export.convert",
@@ -30,16 +30,4 @@ _EXPORTS = {
     "gpu_check": "keras_csp.export.gpu",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'keras_csp.export' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__, __all__ = lazy_attributes(__name__, _EXPORTS, ())

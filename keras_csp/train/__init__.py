@@ -12,7 +12,7 @@ arguments and `keras-csp train` flags are the same names). Names load lazily, so
 package does not start TensorFlow.
 """
 
-import importlib
+from keras_csp.lazy import lazy_attributes
 
 _EXPORTS = {
     "TrainConfig": "keras_csp.train.config",
@@ -25,19 +25,4 @@ _EXPORTS = {
 }
 _SUBMODULES = ("config", "loop", "models", "checkpoint", "distribute", "report", "tasks", "cli", "demo")
 
-__all__ = sorted(_EXPORTS) + list(_SUBMODULES)
-
-
-def __getattr__(name):
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    elif name in _SUBMODULES:
-        value = importlib.import_module(f"keras_csp.train.{name}")
-    else:
-        raise AttributeError(f"module 'keras_csp.train' has no attribute {name!r}")
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__, __all__ = lazy_attributes(__name__, _EXPORTS, _SUBMODULES)
