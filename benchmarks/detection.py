@@ -26,6 +26,7 @@ threads, XNNPACK), so their ratios come from the same minutes. Output in `--out`
 """
 
 import argparse
+import ast
 import datetime
 import json
 import os
@@ -208,13 +209,22 @@ def load_data(args, monitor=False):
     )
 
 
-def keras_coco_map(model, split):
+def keras_coco_map(model, split, confidence_threshold=None):
     """`{"val_mAP", "val_mAP50"}` of a trained Keras detector on a split: the trainer's own
     evaluation (`DetectionTask.evaluate`: `decode_predictions` with the model's NMS, then
-    `coco_map`), on the whole split."""
+    `coco_map`), on the whole split; `confidence_threshold` replaces the NMS's (COCO protocol:
+    0.001, so that a model's ranking is scored, not its calibration at one threshold)."""
+    import keras_cv
     import tensorflow as tf
 
     from keras_csp.train.tasks import coco_map
+
+    if confidence_threshold is not None:
+        nms = model.prediction_decoder
+        model.prediction_decoder = keras_cv.layers.NonMaxSuppression(
+            bounding_box_format=nms.bounding_box_format, from_logits=nms.from_logits,
+            iou_threshold=nms.iou_threshold, confidence_threshold=confidence_threshold,
+            max_detections=nms.max_detections)
 
     @tf.function
     def predict(images):
@@ -346,9 +356,11 @@ def run_row(row, args):
     data = load_data(args, monitor=True)
     num_classes = data.num_classes
     fmt = data.train.bounding_box_format
-    options = recipe_options(ROWS[row][3], args.batch)
-    record["options"] = options
     is_peer = ROWS[row][0] == "yolov8-xs"
+    options = recipe_options(ROWS[row][3], args.batch)
+    if not is_peer:
+        options.update(args.overrides)
+    record["options"] = options
 
     def model_fn(classes, size):
         return build(row, classes, size, fmt, quick=args.quick)
@@ -377,7 +389,7 @@ def run_row(row, args):
         train_seconds=round(time.time() - started, 1),
     )
     full = load_data(args).validation
-    scores = keras_coco_map(model, full)
+    scores = keras_coco_map(model, full, args.eval_confidence)
     record.update(keras_mAP=scores["val_mAP"], keras_mAP50=scores["val_mAP50"],
                   val_images=full.size)
     record["params"], flops = conv_flops(model)
@@ -391,6 +403,7 @@ def run_row(row, args):
         "iou_threshold": model.iou_threshold,
         "max_detections": model.max_detections,
     }
+    nms = {**nms, "confidence_threshold": args.eval_confidence}
     record["nms"] = nms
     calibration = representative_images(data.train, args.calibration)
     record["tflite"] = {}
@@ -573,6 +586,8 @@ def parse(argv=None):
     parser.add_argument("--data-seed", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--calibration", type=int, default=64, help="int8 calibration images")
+    parser.add_argument("--export", default="fp32,fp16,int8",
+                        help=".tflite files written (empty: none, for recipe searches)")
     parser.add_argument("--evaluate", default="fp16,int8", help=".tflite files evaluated")
     parser.add_argument("--rounds", type=int, default=10, help="latency rounds (0: none)")
     parser.add_argument("--runs", type=int, default=5, help="calls per file per round")
@@ -581,9 +596,23 @@ def parse(argv=None):
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
     parser.add_argument("--workdir", default=None, help="default: OUT/detection_work")
     parser.add_argument("--quick", action="store_true", help="smoke test: seconds, tiny rows")
+    parser.add_argument("--eval-confidence", type=float, default=0.001,
+                        help="NMS confidence threshold of every mAP (COCO protocol: 0.001)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a training option of the CSP rows (fit_detector keyword, "
+                        "Python literal value), e.g. --set learning_rate=0.0125")
     parser.add_argument("--row", default=None, help=argparse.SUPPRESS)  # child process: one row
     args = parser.parse_args(argv)
-    args.modes = ["fp32", "fp16", "int8"]
+    args.overrides = {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            parser.error(f"--set {item!r}: allowed: KEY=VALUE")
+        try:
+            args.overrides[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            args.overrides[key] = value
+    args.modes = [m for m in args.export.split(",") if m]
     if args.quick:
         args.epochs, args.size, args.train, args.val, args.batch = 1, 64, 16, 8, 8
         args.calibration, args.rounds, args.runs, args.warmup, args.monitor = 4, 1, 1, 0, 4

@@ -647,6 +647,19 @@ class CSPDetector(keras.Model):
         """The `keras_cv.layers.NonMaxSuppression` that `predict` runs."""
         return self._prediction_decoder
 
+    @prediction_decoder.setter
+    def prediction_decoder(self, decoder):
+        """Replaces the suppression `predict` runs (e.g. a low confidence threshold for COCO
+        evaluation), as keras-cv's detectors allow; its box format must be the model's."""
+        fmt = getattr(decoder, "bounding_box_format", None)
+        if fmt != self.bounding_box_format:
+            raise ValueError(
+                f"prediction_decoder with bounding_box_format={fmt!r} is not allowed; allowed: "
+                f"a decoder in the detector's format {self.bounding_box_format!r}."
+            )
+        object.__setattr__(self, "_prediction_decoder", decoder)
+        self.make_predict_function(force=True)
+
     def decode_predictions(self, predictions, images):
         """Raw head outputs -> keras-cv's `{"boxes", "classes", "confidence", "num_detections"}`."""
         images = ops.convert_to_tensor(images)
