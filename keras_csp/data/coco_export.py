@@ -17,7 +17,7 @@ SPLIT_NAMES = {"train": "train", "validation": "val"}
 
 
 def _check_overwrite(out_dir, overwrite):
-    from keras_csp.export.files import check_output_path
+    from keras_csp.files import check_output_path
 
     path = check_output_path(out_dir, "out_dir", kind="folder")
     if path.is_dir() and any(path.iterdir()) and not overwrite:
@@ -84,7 +84,7 @@ def write_coco(data, out_dir, quality=95, overwrite=False):
         A dict per split name (`"train"`, `"val"`): `{"annotations": path, "images_dir": path,
         "images": count, "boxes": count}`.
     """
-    from keras_csp.export.files import atomic_folder
+    from keras_csp.files import atomic_folder
 
     if getattr(data, "task", None) != "detection":
         raise ValueError(

@@ -29,8 +29,9 @@ import collections
 import tensorflow as tf
 from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
+from keras_csp import files
 from keras_csp.export import data as data_lib
-from keras_csp.export import checksum, files, gpu, groups, int8
+from keras_csp.export import checksum, gpu, groups, int8
 from keras_csp.export.report import ExportReport
 from keras_csp.export.serving import build_serving, resolve_model
 from keras_csp.lite import check_resize, describe_skipped

@@ -10,7 +10,7 @@ renamed into place, so an interrupted run never leaves a partial OUT behind.
 import os
 import sys
 
-from keras_csp.export import files
+from keras_csp import files
 from keras_csp.weights.timm_convert import CLASSIFIER, apply_plan, plan_from_timm, read_checkpoint
 
 COMMAND = "convert-timm"

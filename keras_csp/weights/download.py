@@ -15,7 +15,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from keras_csp.export import files
+from keras_csp import files
 
 CHUNK = 1 << 20
 TIMEOUT_S = 60

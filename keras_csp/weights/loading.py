@@ -23,7 +23,7 @@ import tempfile
 
 import h5py
 
-from keras_csp.export import files
+from keras_csp import files
 from keras_csp.weights import registry
 from keras_csp.weights.download import WeightsDownloadError, download, sha256_of
 from keras_csp.weights.h5_by_name import open_weights_h5, plan_from_layers, read_layer_weights

@@ -122,7 +122,7 @@ def test_a_failure_while_writing_leaves_no_partial_file(tiny_model, tmp_path, mo
     (tmp_path / "m.tflite").write_bytes(b"previous export")
 
     def broken(path, data):
-        from keras_csp.export import files
+        from keras_csp import files
 
         with files.atomic_file(path) as tmp:
             tmp.write_bytes(data[: len(data) // 2])

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from export_helpers import mode
 
-from keras_csp.export import files
+from keras_csp import files
 
 
 @pytest.fixture
@@ -44,7 +44,7 @@ def test_replacing_keeps_the_mode_of_the_file_or_folder_replaced(tmp_path, umask
 SIGTERM_SCRIPT = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from keras_csp.export import files
+    from keras_csp import files
 
     target = Path(sys.argv[1])
     with files.atomic_{kind}(target) as tmp:

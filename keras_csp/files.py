@@ -1,4 +1,5 @@
-"""Output paths: checked before any work is done, written atomically after it.
+"""Output paths: checked before any work is done, written atomically after it (exports, weights,
+data exports, checkpoints).
 
 An export either leaves the complete file (or SavedModel folder) at its path or leaves nothing new
 there: everything is written under a hidden temporary name in the destination folder and renamed
