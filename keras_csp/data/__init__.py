@@ -33,7 +33,8 @@ from keras_csp.data.core import (
     normalize_images,
 )
 from keras_csp.data.folder import image_folder
-from keras_csp.data.shapes import SHAPES, synthetic_shapes
+from keras_csp.data.shapes import SHAPES
+from keras_csp.data.synthetic import synthetic_shapes
 
 __all__ = [
     "AUGMENTATION_PRESETS",

@@ -151,53 +151,63 @@ def augmenter(
     options = augmentation_options(preset, **overrides)
     if options is None:
         return None
-    import keras_cv
-
     size = (int(image_size), int(image_size))
     if isinstance(options, ClassificationAugmentation):
-        layers = [
-            keras_cv.layers.RandomCropAndResize(
-                size, options.crop_area, options.aspect_ratio, seed=seed
-            )
-        ]
-        if options.flip:
-            layers.append(keras_cv.layers.RandomFlip("horizontal", seed=seed))
-        if options.randaugment_ops:
-            layers.append(
-                keras_cv.layers.RandAugment(
-                    value_range=(0, 255),
-                    augmentations_per_image=options.randaugment_ops,
-                    magnitude=options.randaugment_magnitude,
-                    seed=seed,
-                )
-            )
-        mixers = {
-            "mixup": lambda: keras_cv.layers.MixUp(alpha=options.mixup_alpha, seed=seed),
-            "cutmix": lambda: keras_cv.layers.CutMix(alpha=options.cutmix_alpha, seed=seed),
-        }
-        if options.mix == "none":
-            mixer = None
-        elif options.mix == "mixup_or_cutmix":
-            mixer = keras_cv.layers.RandomChoice(
-                [mixers["mixup"](), mixers["cutmix"]()], batchwise=True, seed=seed
-            )
-        else:
-            mixer = mixers[options.mix]()
-
-        def classify(images, labels, *rest):
-            for layer in layers:
-                images = layer(images)
-            if mixer is not None:
-                mixed = mixer({"images": images, "labels": labels})
-                images, labels = mixed["images"], mixed["labels"]
-            return (images, labels, *rest)
-
-        classify.options = options
-        return classify
-
+        return _classification_augmenter(options, size, seed)
     if bounding_box_format is None or max_boxes is None:
         raise ValueError("augment='detection' needs bounding_box_format and max_boxes.")
-    fmt = bounding_box_format
+    return _detection_augmenter(options, size, bounding_box_format, max_boxes, seed)
+
+
+def _classification_augmenter(options, size, seed):
+    """`(images, one_hot_labels, ...) -> same`: crop, flip, RandAugment, then MixUp/CutMix."""
+    import keras_cv
+
+    layers = [
+        keras_cv.layers.RandomCropAndResize(
+            size, options.crop_area, options.aspect_ratio, seed=seed
+        )
+    ]
+    if options.flip:
+        layers.append(keras_cv.layers.RandomFlip("horizontal", seed=seed))
+    if options.randaugment_ops:
+        layers.append(
+            keras_cv.layers.RandAugment(
+                value_range=(0, 255),
+                augmentations_per_image=options.randaugment_ops,
+                magnitude=options.randaugment_magnitude,
+                seed=seed,
+            )
+        )
+    mixers = {
+        "mixup": lambda: keras_cv.layers.MixUp(alpha=options.mixup_alpha, seed=seed),
+        "cutmix": lambda: keras_cv.layers.CutMix(alpha=options.cutmix_alpha, seed=seed),
+    }
+    if options.mix == "none":
+        mixer = None
+    elif options.mix == "mixup_or_cutmix":
+        mixer = keras_cv.layers.RandomChoice(
+            [mixers["mixup"](), mixers["cutmix"]()], batchwise=True, seed=seed
+        )
+    else:
+        mixer = mixers[options.mix]()
+
+    def classify(images, labels, *rest):
+        for layer in layers:
+            images = layer(images)
+        if mixer is not None:
+            mixed = mixer({"images": images, "labels": labels})
+            images, labels = mixed["images"], mixed["labels"]
+        return (images, labels, *rest)
+
+    classify.options = options
+    return classify
+
+
+def _detection_augmenter(options, size, fmt, max_boxes, seed):
+    """keras-cv batch dict -> same, boxes dense: flip, jittered resize, then mosaic."""
+    import keras_cv
+
     layers = []
     if options.flip:
         layers.append(keras_cv.layers.RandomFlip("horizontal", bounding_box_format=fmt, seed=seed))

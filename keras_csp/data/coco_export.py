@@ -120,7 +120,7 @@ def export_coco(out_dir, difficulty="hard", quality=95, overwrite=False, **shape
     `shapes_options` are `synthetic_shapes`' arguments (`num_train`, `num_validation`,
     `image_size`, `seed`, `max_objects`, ...). Returns what `write_coco` returns.
     """
-    from keras_csp.data.shapes import synthetic_shapes
+    from keras_csp.data.synthetic import synthetic_shapes
 
     if "task" in shapes_options:
         raise ValueError(

@@ -1,4 +1,4 @@
-"""`synthetic_shapes`: a data set drawn on the fly from a seed, for classification and detection.
+"""The shapes of `synthetic_shapes` (`data/synthetic.py`), drawn on the fly from a seed.
 
 Every image is a pure function of `(seed, index)`: stateless random ops draw a background (solid,
 gradient or stripes), a shape (circle, ring, triangle, square, star, cross) at a random position,
@@ -45,7 +45,7 @@ DIFFICULTIES = ("easy", "hard")
 BOUNDING_BOX_FORMATS = ("xyxy", "xywh", "yxyx", "center_xywh", "rel_xyxy", "rel_xywh", "rel_yxyx")
 
 
-def _check_int(name, value, low, high=None):
+def check_int(name, value, low, high=None):
     ok = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
     if not ok or value < low or (high is not None and value > high):
         allowed = f"an integer >= {low}" + (f" and <= {high}" if high is not None else "")
@@ -53,7 +53,7 @@ def _check_int(name, value, low, high=None):
     return int(value)
 
 
-def _check_range(name, value, low, high):
+def check_range(name, value, low, high):
     try:
         a, b = (float(v) for v in value)
     except (TypeError, ValueError):
@@ -65,7 +65,7 @@ def _check_range(name, value, low, high):
     return a, b
 
 
-def _check_classes(classes):
+def check_classes(classes):
     if classes is None:
         return SHAPES
     names = tuple(classes)
@@ -316,136 +316,3 @@ class ShapeDrawer:
         )
         image = tf.clip_by_value(image + std * noise, 0.0, 1.0)
         return image * 255.0
-
-
-def synthetic_shapes(
-    task="classification",
-    num_train=6000,
-    num_validation=1000,
-    image_size=None,
-    classes=None,
-    seed=0,
-    area_range=None,
-    noise=(0.0, 0.08),
-    distractors=2,
-    max_objects=None,
-    bounding_box_format="xyxy",
-    max_boxes=None,
-    difficulty="easy",
-):
-    """A labelled data set of drawn shapes, generated from `seed` with no download.
-
-    Args:
-        task: `"classification"` (one shape per image, label = its class) or `"detection"` (1 to
-            `max_objects` shapes per image in distinct grid cells, with their tight boxes).
-        difficulty: detection only: `"easy"` (the grid cells above) or `"hard"`: shapes of
-            widely varying size that overlap and occlude each other, on crops of real
-            photographs, with clutter (see `keras_csp.data.scenes`).
-        num_train, num_validation: number of examples in each split. The validation examples use
-            indices after the training ones, so the splits never share an image.
-        image_size: side of the square images (default 64 for classification, 128 for detection).
-        classes: names out of `SHAPES` (default: all six), in label order.
-        seed: the data set's seed; the same seed gives the same images everywhere.
-        area_range: shape area as a fraction of the image (classification, default (0.05, 0.16);
-            hard detection, drawn log-uniformly, default (0.004, 0.2)) or of its grid cell
-            (easy detection, default (0.12, 0.3)).
-        noise: (min, max) standard deviation of the Gaussian pixel noise, on a 0-1 scale.
-        distractors: at most this many thin random lines per image.
-        max_objects: detection only: at most this many shapes per image (default 4 easy, 16
-            hard; hard drops the ones hidden by others, so images hold fewer).
-        bounding_box_format: detection only: a keras-cv box format for the labels.
-        max_boxes: detection only: batches are padded to this many boxes (default `max_objects`).
-
-    Returns:
-        A `keras_csp.data.ImageData` with `.train`, `.validation` (each `.as_dataset(batch_size)`
-        gives a prefetched tf.data pipeline) and `.class_names`.
-    """
-    from keras_csp.data.core import ImageData, Split, check_task
-
-    check_task(task)
-    if difficulty not in DIFFICULTIES:
-        raise ValueError(
-            f"difficulty={difficulty!r} is not allowed; allowed: {', '.join(DIFFICULTIES)}."
-        )
-    hard = difficulty == "hard"
-    if hard and task != "detection":
-        raise ValueError(
-            f"difficulty='hard' is not allowed with task={task!r}; allowed: task='detection'."
-        )
-    num_train = _check_int("num_train", num_train, 1)
-    num_validation = _check_int("num_validation", num_validation, 0)
-    seed = _check_int("seed", seed, 0, 2**40)
-    default_size = 64 if task == "classification" else 128
-    image_size = _check_int("image_size", default_size if image_size is None else image_size, 16)
-    names = _check_classes(classes)
-    if area_range is None:
-        area_range = (0.05, 0.16) if task == "classification" else (0.12, 0.3)
-        area_range = (0.004, 0.2) if hard else area_range
-    area_range = _check_range("area_range", area_range, *((0.001, 0.5) if hard else (0.005, 0.3)))
-    noise = _check_range("noise", noise, 0.0, 0.5)
-    distractors = _check_int("distractors", distractors, 0, 16)
-    if max_objects is None:
-        max_objects = 16 if hard else 4
-    max_objects = _check_int("max_objects", max_objects, 1, 16)
-    if bounding_box_format not in BOUNDING_BOX_FORMATS:
-        raise ValueError(
-            f"bounding_box_format={bounding_box_format!r} is not allowed; allowed: "
-            f"{', '.join(BOUNDING_BOX_FORMATS)}."
-        )
-    max_boxes = _check_int("max_boxes", max_objects if max_boxes is None else max_boxes, 1)
-
-    if hard:
-        from keras_csp.data.scenes import SceneDrawer
-
-        drawer = SceneDrawer(image_size, names, seed, area_range, noise, distractors, max_objects)
-    else:
-        drawer = ShapeDrawer(
-            image_size, names, seed, area_range, noise, distractors, max_objects, task
-        )
-
-    def make_loader(offset):
-        def load(index_ds, blank):
-            import tensorflow as tf
-
-            if hard:
-                drawer.bind()
-
-            def draw(index):
-                out = drawer(index + offset)
-                image = tf.ensure_shape(out[0], [image_size, image_size, 3])
-                if task == "classification":
-                    example = (image, tf.cast(out[1], tf.int32))
-                else:
-                    example = {
-                        "images": image,
-                        "bounding_boxes": {"boxes": out[1], "classes": out[2]},
-                    }
-                source = tf.strings.join(["shapes#", tf.strings.as_string(index + offset)])
-                return example, tf.constant(True), source
-
-            return index_ds.map(draw, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-
-        return load
-
-    common = dict(
-        task=task,
-        image_size=image_size,
-        num_classes=len(names),
-        bounding_box_format=bounding_box_format,
-        source_format="xyxy",
-        max_boxes=max_boxes,
-    )
-    train = Split("train", num_train, make_loader(0), **common)
-    validation = (
-        Split("validation", num_validation, make_loader(num_train), **common)
-        if num_validation
-        else None
-    )
-    return ImageData(
-        task=task,
-        class_names=list(names),
-        train=train,
-        validation=validation,
-        description=f"synthetic_shapes(seed={seed}, {num_train}+{num_validation} images"
-        + (", hard)" if hard else ")"),
-    )
