@@ -16,18 +16,25 @@ has what TASK needs, and reads OUT.json. Tasks:
     lite             latency, XNNPACK coverage and top-1 agreement of .tflite files (LiteRT venv)
     timm             timm, eager PyTorch (.venv-ref)
 
-Only the standard library is imported at module level: each venv has a different set of packages.
+Only the standard library (and benchmarks/keras_csp modules that import nothing else at module
+level, such as `keras_csp.timing`) is imported at module level: each venv has a different set of
+packages.
 Progress goes to stderr, which the driver keeps in a log file.
 """
 
 import json
 import os
-import statistics
 import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+# TF-free, standard library only underneath: importable in every venv.
+from benchmarks import calibrated_weights  # noqa: E402
+from benchmarks.inference_checks import agreement, xnnpack_coverage  # noqa: E402
+from keras_csp.files import write_bytes_atomic  # noqa: E402
+from keras_csp.timing import summary, time_calls  # noqa: E402
 
 
 def log(message):
@@ -36,22 +43,8 @@ def log(message):
 
 def time_runs(fn, runs, warmup):
     """Runs `fn` `warmup` times untimed, then `runs` times; per-run milliseconds and a summary."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1e3)
-    ordered = sorted(times)
-    return {
-        "ms": statistics.median(times),
-        "min_ms": ordered[0],
-        "p90_ms": ordered[min(len(ordered) - 1, int(round(0.9 * (len(ordered) - 1))))],
-        "times_ms": [round(t, 3) for t in times],
-        "runs": runs,
-        "warmup": warmup,
-    }
+    times = time_calls(fn, runs=runs, warmup=warmup)
+    return {**summary(times), "times_ms": [round(t, 3) for t in times], "warmup": warmup}
 
 
 def _load1():
@@ -97,96 +90,23 @@ def task_peak(spec):
     for n in spec["sizes"]:
         a = tf.random.normal((n, n))
         b = tf.random.normal((n, n))
-        matmul(a, b).numpy()
-        best = float("inf")
-        for _ in range(spec["repeats"]):
-            start = time.perf_counter()
-            matmul(a, b).numpy()
-            best = min(best, time.perf_counter() - start)
-        per_size[str(n)] = 2 * n**3 / best / 1e9
+        # the best of `repeats` timed products, after one untimed (tracing) call
+        best_ms = min(time_calls(lambda: matmul(a, b).numpy(), runs=spec["repeats"], warmup=1))
+        per_size[str(n)] = 2 * n**3 / (best_ms / 1e3) / 1e9
         log(f"matmul {n}x{n}: {per_size[str(n)]:.1f} GFLOP/s")
     return {"gflops": max(per_size.values()), "per_size": per_size, "load1": _load1(),
             "versions": _tf_versions()}
 
 
 def task_weights_timm(spec):
-    """timm state dicts whose BatchNorm layers carry data-derived, perturbed statistics.
-
-    Uses `randomize` of tests/reference/timm_reference.py (the parity tests' checkpoints): random
-    BN affine parameters, running statistics measured on random data and then perturbed, a random
-    classifier. With these, activations keep a sane scale through the network and the logits
-    depend on the input, which int8 agreement needs (a freshly initialized network gives nearly
-    the same top-1 for every input).
-    """
-    import importlib.util
-
-    import torch
-    from safetensors.torch import save_file
-
-    from benchmarks.peers import build_timm
-
-    path = os.path.join(spec["repo"], "tests", "reference", "timm_reference.py")
-    module_spec = importlib.util.spec_from_file_location("timm_reference", path)
-    reference = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(reference)
-    written = {}
-    for name, out in spec["models"].items():
-        torch.manual_seed(spec["seed"])
-        model = build_timm(name)
-        reference.randomize(model, spec["seed"])
-        state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-        save_file(state, out)
-        written[name] = out
-        log(f"{name}: wrote {out}")
+    """timm checkpoints with pretrained-like BatchNorm statistics (see calibrated_weights)."""
+    written = calibrated_weights.timm_checkpoints(spec["models"], spec["seed"], spec["repo"], log)
     return {"written": written}
 
 
 def task_weights_keras(spec):
-    """Keras `.weights.h5` files with the same kind of statistics, for models timm lacks."""
-    import keras
-    import numpy as np
-
-    import keras_csp
-
-    written = {}
-    for name, out in spec["models"].items():
-        rng = np.random.default_rng(spec["seed"])
-        model = keras_csp.build_model(name, input_shape=(96, 96, 3))
-        layers = list(model._flatten_layers(include_self=False, recursive=True))
-        bns = [layer for layer in layers if isinstance(layer, keras.layers.BatchNormalization)]
-        momenta = {}
-        for bn in bns:
-            n = bn.moving_mean.shape[0]
-            if bn.scale:
-                bn.gamma.assign((rng.random(n) + 0.5).astype("float32"))
-            if bn.center:
-                bn.beta.assign((rng.standard_normal(n) * 0.2).astype("float32"))
-            momenta[id(bn)] = bn.momentum
-            bn.momentum = 0.0  # the moving statistics become those of the calibration batch
-        model(rng.standard_normal((4, 96, 96, 3)).astype("float32"), training=True)
-        for bn in bns:
-            bn.momentum = momenta[id(bn)]
-            n = bn.moving_mean.shape[0]
-            std = np.sqrt(np.asarray(bn.moving_variance.numpy()))
-            bn.moving_mean.assign(
-                (bn.moving_mean.numpy() + rng.standard_normal(n) * 0.1 * std).astype("float32")
-            )
-            bn.moving_variance.assign(
-                (bn.moving_variance.numpy() * (rng.random(n) * 0.5 + 0.75)).astype("float32")
-            )
-        for layer in layers:
-            if isinstance(layer, keras.layers.Dense):
-                fan_in = layer.kernel.shape[0]
-                layer.kernel.assign(
-                    (rng.standard_normal(layer.kernel.shape) / np.sqrt(fan_in)).astype("float32")
-                )
-                if layer.use_bias:
-                    bias = rng.standard_normal(layer.bias.shape) * 0.1
-                    layer.bias.assign(bias.astype("float32"))
-        model.save_weights(out)
-        written[name] = out
-        log(f"{name}: wrote {out}")
-    return {"written": written}
+    """The same for models timm lacks, as Keras `.weights.h5` files."""
+    return {"written": calibrated_weights.keras_weights(spec["models"], spec["seed"], log)}
 
 
 def _keras_input(size, batch, seed=0):
@@ -384,46 +304,6 @@ def task_export_keras_hub(spec):
     return {"files": files, "versions": {**_tf_versions(), "keras-hub": keras_hub.__version__}}
 
 
-def xnnpack_coverage(ops):
-    """Which nodes the XNNPACK delegate took, from the interpreter's op details after allocation.
-
-    After delegation the interpreter lists the original nodes plus one DELEGATE node per partition.
-    A partition is the set of original nodes between its DELEGATE node's inputs and outputs: walk
-    back from its outputs through producers, stopping at its inputs. Nodes in no partition run on
-    the builtin kernels (a fallback).
-    """
-    original = [o for o in ops if o["op_name"] != "DELEGATE"]
-    delegates = [o for o in ops if o["op_name"] == "DELEGATE"]
-    producer = {int(t): o["index"] for o in original for t in o["outputs"]}
-    by_index = {o["index"]: o for o in original}
-    covered = set()
-    for node in delegates:
-        boundary = {int(t) for t in node["inputs"]}
-        stack = [int(t) for t in node["outputs"]]
-        seen = set()
-        while stack:
-            tensor = stack.pop()
-            if tensor in seen or tensor in boundary:
-                continue
-            seen.add(tensor)
-            index = producer.get(tensor)
-            if index is None or index in covered:
-                continue
-            covered.add(index)
-            stack.extend(int(t) for t in by_index[index]["inputs"] if int(t) >= 0)
-    fallback = {}
-    for o in original:
-        if o["index"] not in covered:
-            fallback[o["op_name"]] = fallback.get(o["op_name"], 0) + 1
-    return {
-        "nodes": len(original),
-        "delegated": len(covered),
-        "partitions": len(delegates),
-        "fallback_ops": fallback,
-        "full": bool(original) and len(covered) == len(original) and len(delegates) == 1,
-    }
-
-
 def _litert_version(backend):
     from importlib import metadata
 
@@ -439,29 +319,6 @@ def _outputs(lite, images):
     import numpy as np
 
     return np.concatenate([next(iter(lite(image[None]).values())) for image in images])
-
-
-def agreement(expected_scores, got_scores):
-    """Top-1 agreement of two (N, classes) score arrays, plain and tie-aware.
-
-    Quantized outputs tie: an int8 softmax has 1/256 steps, so for flat probabilities several
-    classes share the maximum and argmax takes the first. `tie_aware` counts an image as agreeing
-    when the float top-1 class is among the tied maxima of the other output.
-    """
-    import numpy as np
-
-    expected = np.argmax(expected_scores, axis=1)
-    got = np.argmax(got_scores, axis=1)
-    maxima = got_scores.max(axis=1, keepdims=True)
-    tied = (got_scores == maxima).sum(axis=1)
-    in_ties = got_scores[np.arange(len(expected)), expected] == maxima[:, 0]
-    return {
-        "images": int(len(expected)),
-        "top1_agreement": float(np.mean(expected == got)),
-        "tie_aware_agreement": float(np.mean(in_ties)),
-        "images_with_tied_top1": int(np.sum(tied > 1)),
-        "distinct_float_top1": int(len(set(expected.tolist()))),
-    }
 
 
 def task_lite(spec):
@@ -555,10 +412,7 @@ def main(argv=None):
     with open(spec_path) as f:
         spec = json.load(f)
     result = TASKS[task](spec)
-    tmp = out_path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(result, f)
-    os.replace(tmp, out_path)
+    write_bytes_atomic(out_path, json.dumps(result).encode())
     return 0
 
 

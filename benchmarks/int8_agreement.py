@@ -118,10 +118,10 @@ def main(argv=None):
             f"{', '.join(r['undelegated_ops']) or 'none'}"
         )
     if args.json:
-        tmp_path = f"{args.json}.tmp"
-        with open(tmp_path, "w") as f:
-            json.dump({"args": vars(args), "rows": rows}, f, indent=2)
-        os.replace(tmp_path, args.json)
+        from keras_csp.files import write_bytes_atomic
+
+        text = json.dumps({"args": vars(args), "rows": rows}, indent=2)
+        write_bytes_atomic(args.json, text.encode())
     return 0
 
 

@@ -19,12 +19,12 @@ import argparse
 import json
 import os
 import random
-import statistics
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from keras_csp import timing  # noqa: E402 - standard library only: fine in the LiteRT venv
 # CSP model -> its non-CSP twin (the pairs the paper and benchmarks.inference compare).
 TWINS = {"cspresnext50": "resnext50", "cspresnet50": "resnet50", "cspdarknet53": "darknet53",
          "cspresnet10": "resnet10", "cspdensenet121": "densenet121", "csppeleenet": "peleenet"}
@@ -76,11 +76,7 @@ def measure(callables, rounds, runs, warmup, seed=0):
     for r in range(rounds):
         rng.shuffle(order)
         for label in order:
-            fn = callables[label][0]
-            for _ in range(runs):
-                start = time.perf_counter()
-                fn()
-                times[label].append((time.perf_counter() - start) * 1e3)
+            times[label] += timing.time_calls(callables[label][0], runs=runs, warmup=0)
         print(f"round {r + 1}/{rounds} done (load {os.getloadavg()[0]:.2f})", file=sys.stderr,
               flush=True)
     return times
@@ -92,8 +88,9 @@ def summarize(callables, times):
     rows = {}
     for label, ts in times.items():
         flops = callables[label][1]
-        median = statistics.median(ts)
-        rows[label] = {"ms": median, "min_ms": min(ts),
+        timed = timing.summary(ts)
+        median = timed["ms"]
+        rows[label] = {"ms": median, "min_ms": timed["min_ms"],
                        "gflops_per_s": flops / median / 1e6 if flops else None, "flops": flops}
     pairs = []
     for label in rows:
