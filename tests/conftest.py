@@ -38,7 +38,7 @@ def gpu_accelerator():
     .ci/run installs) when no Vulkan driver is installed. Without either the test is skipped,
     except where KERAS_CSP_REQUIRE_GPU_ACCELERATOR=1 (CI) makes that a failure.
     """
-    from keras_csp import lite_gpu
+    from keras_csp.lite import gpu as lite_gpu
 
     if not lite_gpu.vulkan_drivers():
         if os.path.isfile(lite_gpu.SWIFTSHADER_ICD):

@@ -1,7 +1,7 @@
 """Will a `.tflite` file run on the mobile GPU delegate, and what to export instead when not.
 
 First, whenever it can start, the real thing: `accelerator_check` runs the file on LiteRT's GPU
-accelerator (ML Drift, the engine of LiteRT's GPU path on phones; see `keras_csp/lite_gpu.py`)
+accelerator (ML Drift, the engine of LiteRT's GPU path on phones; see `keras_csp/lite/gpu.py`)
 and on the CPU, and reports whether the whole graph is on the GPU, which ops stayed on the CPU,
 and the largest difference between the two. It runs in a child process kept for the session
 (imports and Vulkan start once; a crashing driver cannot take the export down), on SwiftShader
@@ -138,14 +138,14 @@ _worker = None
 def _start_worker():
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
     return subprocess.Popen(
-        [sys.executable, "-m", "keras_csp.lite_gpu", "--serve"],
+        [sys.executable, "-m", "keras_csp.lite.gpu", "--serve"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
         text=True, env=env,
     )
 
 
 def accelerator_check(path, timeout=ACCELERATOR_TIMEOUT):
-    """The file run on LiteRT's GPU accelerator and on the CPU (`keras_csp.lite_gpu.compare`).
+    """The file run on LiteRT's GPU accelerator and on the CPU (`keras_csp.lite.gpu.compare`).
 
     A dict: `started` False with `reason` where the accelerator cannot start; else `whole`, `ops`,
     `cpu_ops`, `refused`, `adapter`, `summary`, `max_difference`, `max_steps`; or `error` when the

@@ -17,7 +17,8 @@ import tensorflow as tf
 from export_helpers import randomize_batchnorm, slim_config, tiny_classifier
 
 import keras_csp
-from keras_csp import export, lite, lite_gpu
+from keras_csp import export, lite
+from keras_csp.lite import gpu as lite_gpu
 from keras_csp.export import gpu
 from keras_csp.export.graph import layers_in_graph
 from keras_csp.export.twin import TWINS

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from conftest import SIZE
 
-from keras_csp import lite, lite_gpu
+from keras_csp import lite
+from keras_csp.lite import gpu as lite_gpu
 
 
 def _images(count=3):
