@@ -27,7 +27,7 @@ from keras_csp.detection.head import yolo_head
 from keras_csp.layers.attention import check_attention
 from keras_csp.layers.conv import ACTIVATIONS
 from keras_csp.models import config as model_config
-from keras_csp.models.builder import build_model
+from keras_csp.models.factory import build_model
 from keras_csp.necks import NECK_LEVELS, get_neck
 from keras_csp.necks.common import level_widths
 
@@ -150,6 +150,78 @@ def _backbone_features(images, backbone, input_shape, part_ratio, fusion, weight
     return clone.output
 
 
+def _check_arguments(attention, bounding_box_format, activation, box_bins, confidence_threshold,
+                     iou_threshold, max_detections, neck_filters, head_filters):
+    """The detector's other arguments (the neck is checked by `get_neck`, the backbone and input
+    shape by their own functions)."""
+    check_attention(attention)
+    if bounding_box_format not in BOX_FORMATS:
+        raise ValueError(
+            f"bounding_box_format={bounding_box_format!r} is not allowed; allowed: "
+            f"{', '.join(repr(f) for f in BOX_FORMATS)}."
+        )
+    if activation not in ACTIVATIONS:
+        raise ValueError(
+            f"activation={activation!r} is not allowed; allowed: {', '.join(ACTIVATIONS)}."
+        )
+    if isinstance(box_bins, bool) or not isinstance(box_bins, int) or box_bins < 2:
+        raise ValueError(f"box_bins={box_bins!r} is not allowed; allowed: an integer >= 2.")
+    _check_unit_interval(confidence_threshold, "confidence_threshold")
+    _check_unit_interval(iou_threshold, "iou_threshold")
+    if isinstance(max_detections, bool) or not isinstance(max_detections, int) or (
+        max_detections < 1
+    ):
+        raise ValueError(
+            f"max_detections={max_detections!r} is not allowed; allowed: an integer >= 1."
+        )
+    level_widths(neck_filters, "CSPDetector", "neck_filters")
+    level_widths(head_filters, "CSPDetector", "head_filters")
+
+
+def _resolve_backbone(backbone, backbone_weights):
+    """`(backbone, serialized)`: a name, `ModelConfig` or built model, checked; a saved config's
+    dict comes back as what it describes, and `serialized` keeps a built backbone's dict as saved."""
+    serialized = None
+    if isinstance(backbone, dict) and "class_name" in backbone:
+        # A built backbone in a saved config (the layers only; the detector's file holds the
+        # weights). Deserialized under the caller's safe mode, as any Keras object
+        # (of a copy: deserializing empties the dict it reads).
+        serialized = backbone
+        backbone = keras.saving.deserialize_keras_object(copy.deepcopy(backbone))
+    elif isinstance(backbone, dict):
+        backbone = _config_from_dict(backbone)
+    if isinstance(backbone, keras.Model):
+        _check_backbone_model(backbone)
+        if backbone_weights is not None:
+            raise ValueError(
+                f"backbone_weights={backbone_weights!r} is not allowed with a built backbone; "
+                "allowed: None (load the weights into the backbone model instead)."
+            )
+    elif not isinstance(backbone, (str, model_config.ModelConfig)):
+        raise ValueError(
+            f"backbone={backbone!r} is not allowed; allowed: an architecture name "
+            f"({', '.join(sorted(model_config.MODEL_CONFIGS))}), a ModelConfig, or a built "
+            "backbone model (include_top=False)."
+        )
+    return backbone, serialized
+
+
+def _check_levels(features, backbone, neck):
+    """The backbone must give every pyramid level the neck reads."""
+    need = [f"P{k}" for k in NECK_LEVELS[neck]]
+    missing = [k for k in need if k not in features]
+    if missing:
+        described = (
+            backbone if isinstance(backbone, str)
+            else f"<keras.Model {backbone.name!r}>" if isinstance(backbone, keras.Model)
+            else "ModelConfig"
+        )
+        raise ValueError(
+            f"backbone={described!r} gives "
+            f"levels {sorted(features, key=lambda k: int(k[1:]))}; neck={neck!r} needs {need}."
+        )
+
+
 class _Once:
     """A flag that Keras' attribute tracking leaves alone."""
 
@@ -235,66 +307,16 @@ class CSPDetector(keras.Model):
         _check_num_classes(num_classes)
         neck_fn = get_neck(neck)
         neck = str(neck).lower()
-        check_attention(attention)
-        if bounding_box_format not in BOX_FORMATS:
-            raise ValueError(
-                f"bounding_box_format={bounding_box_format!r} is not allowed; allowed: "
-                f"{', '.join(repr(f) for f in BOX_FORMATS)}."
-            )
-        if activation not in ACTIVATIONS:
-            raise ValueError(
-                f"activation={activation!r} is not allowed; allowed: {', '.join(ACTIVATIONS)}."
-            )
-        if isinstance(box_bins, bool) or not isinstance(box_bins, int) or box_bins < 2:
-            raise ValueError(f"box_bins={box_bins!r} is not allowed; allowed: an integer >= 2.")
-        _check_unit_interval(confidence_threshold, "confidence_threshold")
-        _check_unit_interval(iou_threshold, "iou_threshold")
-        if isinstance(max_detections, bool) or not isinstance(max_detections, int) or (
-            max_detections < 1
-        ):
-            raise ValueError(
-                f"max_detections={max_detections!r} is not allowed; allowed: an integer >= 1."
-            )
-        serialized = None
-        if isinstance(backbone, dict) and "class_name" in backbone:
-            # A built backbone in a saved config (the layers only; the detector's file holds the
-            # weights). Deserialized under the caller's safe mode, as any Keras object.
-            # (of a copy: deserializing empties the dict it reads).
-            serialized = backbone
-            backbone = keras.saving.deserialize_keras_object(copy.deepcopy(backbone))
-        elif isinstance(backbone, dict):
-            backbone = _config_from_dict(backbone)
-        if isinstance(backbone, keras.Model):
-            _check_backbone_model(backbone)
-            if backbone_weights is not None:
-                raise ValueError(
-                    f"backbone_weights={backbone_weights!r} is not allowed with a built backbone; "
-                    "allowed: None (load the weights into the backbone model instead)."
-                )
-        elif not isinstance(backbone, (str, model_config.ModelConfig)):
-            raise ValueError(
-                f"backbone={backbone!r} is not allowed; allowed: an architecture name "
-                f"({', '.join(sorted(model_config.MODEL_CONFIGS))}), a ModelConfig, or a built "
-                "backbone model (include_top=False)."
-            )
-        level_widths(neck_filters, "CSPDetector", "neck_filters")
-        level_widths(head_filters, "CSPDetector", "head_filters")
+        _check_arguments(
+            attention, bounding_box_format, activation, box_bins,
+            confidence_threshold, iou_threshold, max_detections, neck_filters, head_filters,
+        )
+        backbone, serialized = _resolve_backbone(backbone, backbone_weights)
         shape = _check_input_shape(input_shape)
 
         images = keras.Input(shape=shape, name="images")
         features = _backbone_features(images, backbone, shape, part_ratio, fusion, backbone_weights)
-        need = [f"P{k}" for k in NECK_LEVELS[neck]]
-        missing = [k for k in need if k not in features]
-        if missing:
-            described = (
-                backbone if isinstance(backbone, str)
-                else f"<keras.Model {backbone.name!r}>" if isinstance(backbone, keras.Model)
-                else "ModelConfig"
-            )
-            raise ValueError(
-                f"backbone={described!r} gives "
-                f"levels {sorted(features, key=lambda k: int(k[1:]))}; neck={neck!r} needs {need}."
-            )
+        _check_levels(features, backbone, neck)
         fused = neck_fn(
             features, filters=neck_filters, attention=attention, activation=activation, name="neck"
         )
@@ -323,6 +345,10 @@ class CSPDetector(keras.Model):
         self.confidence_threshold = confidence_threshold
         self.iou_threshold = iou_threshold
         self.max_detections = max_detections
+        self._init_training_state()
+
+    def _init_training_state(self):
+        """The assigner, the suppression, the loss settings and the metric trackers."""
         # Raw attributes: keras-cv layers without weights, kept out of Keras' layer tracking so the
         # saved weights hold the graph's layers only.
         self._set_label_encoder(
@@ -334,11 +360,11 @@ class CSPDetector(keras.Model):
             self,
             "_prediction_decoder",
             keras_cv.layers.NonMaxSuppression(
-                bounding_box_format=bounding_box_format,
+                bounding_box_format=self.bounding_box_format,
                 from_logits=True,
-                iou_threshold=iou_threshold,
-                confidence_threshold=confidence_threshold,
-                max_detections=max_detections,
+                iou_threshold=self.iou_threshold,
+                confidence_threshold=self.confidence_threshold,
+                max_detections=self.max_detections,
             ),
         )
         object.__setattr__(self, "_bad_box_warning", _Once())
