@@ -148,6 +148,19 @@ def test_plot_stages_takes_profiles_and_profile_results(tiny_config):
     assert "features.2" in names
 
 
+def test_one_timing_loop_counts_warmup_calls_and_summarizes():
+    from keras_csp import timing
+
+    calls = []
+    times = timing.time_calls(lambda: calls.append(1), runs=3, warmup=2)
+    assert len(calls) == 5 and len(times) == 3 and all(t >= 0 for t in times)
+    assert explore.time_calls is timing.time_calls  # the benchmarks time with the same loop
+    assert timing.summary([4.0, 1.0, 3.0, 2.0, 10.0]) == {
+        "ms": 3.0, "min_ms": 1.0, "p90_ms": 10.0, "runs": 5}
+    with pytest.raises(ValueError, match="at least one time"):
+        timing.summary([])
+
+
 def test_time_calls_and_measure_latency_of_a_small_model(tiny_config):
     assert len(explore.time_calls(lambda: None, runs=4, warmup=0)) == 4
     with pytest.raises(ValueError, match="runs >= 1"):
