@@ -3,8 +3,6 @@
 import dataclasses
 
 
-# --- the paper's numbers --------------------------------------------------------------------------
-
 @dataclasses.dataclass(frozen=True)
 class PaperPoint:
     table: str
