@@ -20,11 +20,11 @@ from importlib import resources
 
 import numpy as np
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from keras_csp.images import DEFAULT_CROP_FRACTION, IMAGENET_MEAN, IMAGENET_STD  # noqa: F401
+
 # timm's pretrained cfg of all four checkpoints: input 256x256, crop_pct 0.887.
 DEFAULT_SIZE = 256
-CROP_PCT = 0.887
+CROP_PCT = DEFAULT_CROP_FRACTION
 # What the input's values range over -> the divisor that brings them to 0-1.
 SCALES = {"0-255": 255.0, "0-1": 1.0}
 INTERPOLATIONS = ("bilinear", "bicubic", "nearest")

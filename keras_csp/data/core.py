@@ -22,13 +22,12 @@ from typing import Callable, List, Optional
 
 import numpy as np
 
-TASKS = ("classification", "detection")
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
+# The ImageNet normalization and the image file types are the package's (keras_csp.images), so a
+# model trained here takes the inputs of one loaded with weights="imagenet", and `decode_image`
+# (tf.io.decode_image: BMP, GIF, JPEG, PNG) reads every file type the other readers take.
+from keras_csp.images import IMAGE_EXTENSIONS, IMAGENET_MEAN, IMAGENET_STD  # noqa: F401
 
-# The normalization of keras_csp.preprocessing.preprocess_input (the ImageNet checkpoints'), so a
-# model trained here takes the same inputs as one loaded with weights="imagenet".
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+TASKS = ("classification", "detection")
 
 
 def check_task(task):
@@ -81,7 +80,8 @@ def normalize_images(images):
 
 
 def decode_image(path):
-    """uint8 HxWx3 image from a JPEG or PNG file (grayscale and RGBA become RGB)."""
+    """uint8 HxWx3 image from a BMP, GIF (its first frame), JPEG or PNG file (grayscale and
+    RGBA become RGB)."""
     import tensorflow as tf
 
     data = tf.io.read_file(path)

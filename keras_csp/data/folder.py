@@ -1,4 +1,4 @@
-"""`image_folder`: one sub-folder per class, JPEG or PNG files, with a stratified validation split."""
+"""`image_folder`: one sub-folder per class of image files, with a stratified validation split."""
 
 import concurrent.futures
 import os
@@ -13,6 +13,7 @@ from keras_csp.data.core import (
     resize_and_crop,
     safe_load,
 )
+from keras_csp.images import class_folders, decodes
 
 # `verify="auto"` decodes every file up front when a folder holds at most this many images (a few
 # seconds on one core for small images); larger folders are checked at decode time only.
@@ -24,20 +25,7 @@ def _list_classes(root):
         raise ValueError(
             f"path={root!r} is not a folder; allowed: a folder with one sub-folder per class."
         )
-    classes = sorted(
-        d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)) and not d.startswith(".")
-    )
-    files = {}
-    for name in classes:
-        found = []
-        for dirpath, dirnames, filenames in os.walk(os.path.join(root, name)):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            found.extend(
-                os.path.join(dirpath, f)
-                for f in sorted(filenames)
-                if f.lower().endswith(IMAGE_EXTENSIONS) and not f.startswith(".")
-            )
-        files[name] = found
+    classes, files = class_folders(root)
     total = sum(len(v) for v in files.values())
     if total == 0:
         raise ValueError(
@@ -59,25 +47,13 @@ def _list_classes(root):
     return classes, files
 
 
-def _readable(path):
-    """True if Pillow decodes the whole file (a truncated JPEG or PNG fails only when decoded)."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as image:
-            image.load()
-        return True
-    except Exception:  # Pillow's decoders raise many types (OSError, SyntaxError, struct.error...)
-        return False
-
-
 def _drop_unreadable(root, files, skip_log):
     """Removes the files Pillow cannot decode (recorded in `skip_log`); refuses classes left with
     none, so that split sizes, batch-size checks and summaries count readable images only."""
     paths = [p for found in files.values() for p in found]
     workers = min(8, os.cpu_count() or 1)
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:  # Pillow decodes without the GIL
-        ok = dict(zip(paths, pool.map(_readable, paths)))
+        ok = dict(zip(paths, pool.map(decodes, paths)))
     for path in paths:
         if not ok[path]:
             skip_log.record(path)
@@ -137,7 +113,7 @@ def _make_split(name, items, image_size, num_classes):
 
 
 def image_folder(path, image_size=224, validation_split=0.1, seed=0, verify="auto"):
-    """Class-per-folder images (`path/<class>/**.jpg|png`) as an `ImageData`.
+    """Class-per-folder images (`path/<class>/**`, files of `IMAGE_EXTENSIONS`) as an `ImageData`.
 
     Args:
         path: the root folder; each sub-folder is a class (sorted names give the labels).
