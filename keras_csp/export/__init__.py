@@ -16,8 +16,8 @@ from keras_csp.lazy import lazy_attributes
 _EXPORTS = {
     "saved_model": "keras_csp.export.convert",
     "tflite": "keras_csp.export.convert",
-    "QUANTIZE_MODES": "keras_csp.export.convert",
-    "IO_TYPES": "keras_csp.export.convert",
+    "QUANTIZE_MODES": "keras_csp.export.quantization",
+    "IO_TYPES": "keras_csp.export.quantization",
     "ExportReport": "keras_csp.export.report",
     "evaluate_keras": "keras_csp.export.accuracy",
     "compare_accuracy": "keras_csp.export.accuracy",

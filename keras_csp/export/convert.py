@@ -22,6 +22,11 @@ Quantization modes:
 
 `prune=SPARSITY` (0..1) prunes conv and dense kernels by magnitude with tfmot during fine-tuning on
 `train_data`, then exports with any mode.
+
+`tflite()` in steps: check the arguments (`QuantizationOptions`, `quantization.py`), build the
+deploy model and read the calibration images, run the rewrite passes (`passes.py`: GPU
+equivalents, wider groups, int8 concatenation scales, fine-tuning), freeze and convert (for int8,
+once more if XNNPACK refuses a LeakyReLU), write the file, and report what it does (`verify.py`).
 """
 
 import collections
@@ -30,40 +35,22 @@ import tensorflow as tf
 from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
 from keras_csp import files
-from keras_csp.export import data as data_lib
-from keras_csp.export import checksum, gpu, groups, int8
+from keras_csp.export import checksum, int8
+from keras_csp.export.passes import Plan, run_passes
+# QUANTIZE_MODES, IO_TYPES, check_choice (export/cli.py) and configure (benchmarks/detection.py)
+# are read from this module too.
+from keras_csp.export.quantization import (  # noqa: F401
+    IO_TYPES,
+    QUANTIZE_MODES,
+    QuantizationOptions,
+    calibration_samples,
+    check_choice,
+    check_count,
+    configure,
+)
 from keras_csp.export.report import ExportReport
 from keras_csp.export.serving import build_serving, resolve_model
-from keras_csp.lite import check_resize, describe_skipped
-
-QUANTIZE_MODES = ("none", "fp16", "dynamic", "int8", "qat")
-IO_TYPES = ("float", "int8", "uint8")
-_IO_DTYPES = {"int8": tf.int8, "uint8": tf.uint8}
-
-
-def check_choice(value, allowed, argument):
-    if value not in allowed:
-        raise ValueError(
-            f"{argument}={value!r} does not exist; allowed: {', '.join(repr(a) for a in allowed)}."
-        )
-
-
-def _check_prune(prune):
-    if prune is None:
-        return
-    ok = isinstance(prune, (int, float)) and not isinstance(prune, bool) and 0.0 < prune < 1.0
-    if not ok:
-        raise ValueError(
-            f"prune={prune!r} is not allowed; allowed: None or a sparsity strictly between 0 and 1 "
-            "(the fraction of conv and dense weights set to zero)."
-        )
-
-
-def _check_count(value, argument, allow_none=False):
-    if allow_none and value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{argument}={value!r} is not allowed; allowed: an integer >= 1.")
+from keras_csp.export.verify import tflite_report, xnnpack_notes
 
 
 # --------------------------------------------------------------------------------- SavedModel
@@ -182,43 +169,6 @@ def to_tflite(holder, setup):
         raise RuntimeError(f"TFLite conversion failed: {e}") from e
 
 
-def configure(quantize, io="float", samples=None):
-    """`configure(converter)` for a quantization mode (see the module docstring)."""
-
-    def apply(converter):
-        if quantize == "none":
-            return
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        if quantize == "fp16":
-            converter.target_spec.supported_types = [tf.float16]
-        elif quantize in ("int8", "qat"):
-            if samples is not None:
-                converter.representative_dataset = lambda: ({"images": s} for s in samples)
-            if quantize == "int8":
-                # A QAT model brings its ranges; the converter refuses this flag without samples.
-                converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-            if io != "float":
-                converter.inference_input_type = _IO_DTYPES[io]
-                converter.inference_output_type = _IO_DTYPES[io]
-
-    return apply
-
-
-def _tensor_rows(details):
-    rows = []
-    for name, d in details.items():
-        scale, zero_point = d.get("quantization", (0.0, 0))
-        rows.append(
-            {
-                "name": name,
-                "shape": [int(s) for s in d.get("shape_signature", d["shape"])],
-                "dtype": getattr(d["dtype"], "__name__", str(d["dtype"])),
-                "quantization": [float(scale), int(zero_point)] if scale else None,
-            }
-        )
-    return rows
-
-
 def tflite(
     model,
     path,
@@ -270,161 +220,69 @@ def tflite(
         decode: for detectors, see `saved_model`.
         verbose: print the report.
     """
-    quantize = "none" if quantize is None else quantize
-    check_choice(quantize, QUANTIZE_MODES, "quantize")
-    check_choice(io, IO_TYPES, "io")
-    if io != "float" and quantize not in ("int8", "qat"):
-        raise ValueError(
-            f"io={io!r} needs a full-integer model; allowed: io='float' with "
-            f"quantize={quantize!r}, or quantize='int8' / 'qat'."
-        )
-    _check_prune(prune)
-    check_resize(resize)
-    _check_count(calibration_steps, "calibration_steps")
-    _check_count(epochs, "epochs")
-    _check_count(batch_size, "batch_size")
-    _check_count(steps, "steps", allow_none=True)
-    _check_count(batch, "batch", allow_none=True)
-    if quantize == "int8" and representative_data is None:
-        raise ValueError(
-            "representative_data=None, but quantize='int8' calibrates on it; allowed: "
-            f"{data_lib.SOURCES}."
-        )
-    if (quantize == "qat" or prune is not None) and train_data is None:
-        what = "quantize='qat'" if quantize == "qat" else f"prune={prune}"
-        raise ValueError(
-            f"train_data=None, but {what} fine-tunes on it; allowed: {data_lib.SOURCES} (with or "
-            "without labels)."
-        )
+    options = QuantizationOptions(  # checks every quantization and fine-tuning argument
+        quantize="none" if quantize is None else quantize, io=io,
+        representative_data=representative_data, calibration_steps=calibration_steps,
+        train_data=train_data, epochs=epochs, steps=steps, learning_rate=learning_rate,
+        batch_size=batch_size, prune=prune, resize=resize,
+    )
+    check_count(batch, "batch", allow_none=True)
     path = files.check_output_path(path, "path", kind="file")
-    model = resolve_model(model)
-    serving = build_serving(model, input_size, decode, require_static=True, nms=False)
-    notes = []
-    if gpu_substitutes:
-        serving.deploy, substitution_notes = gpu.substitute(serving.deploy)
-        notes.extend(f"GPU equivalent: {n}" for n in substitution_notes)
-    else:
-        notes.extend(
-            f"GPU equivalent available (gpu_substitutes=True): {name}: {why}"
-            for name, why in gpu.planned_substitutions(serving.deploy)
-        )
-
-    if widen_groups and quantize != "qat" and prune is None:
-        serving.deploy, widening_notes = groups.widen_groups(serving.deploy)
-        notes.extend(widening_notes)
-
-    if quantize == "int8":
-        serving.deploy, int8_notes = int8.separate_concat_scales(serving.deploy)
-        notes.extend(int8_notes)
-
-    samples = None
-    if representative_data is not None and quantize in ("int8", "qat"):
-        skipped = []
-        samples = data_lib.samples(
-            representative_data, serving.input_size, "representative_data", calibration_steps,
-            resize, skipped=skipped,
-        )
-        notes.append(f"calibrated on {len(samples)} image(s)")
-        if skipped:
-            notes.append(f"calibration: {describe_skipped(skipped)}")
-
-    export_model = serving.deploy
-    if quantize == "qat" or prune is not None:
-        export_model = _optimize(
-            serving, quantize, prune, train_data, epochs, steps, learning_rate, batch_size,
-            resize, notes,
-        )
-
-    holder = freeze(export_model, serving.input_size, serving.named_outputs, batch)
-    content = to_tflite(holder, configure(quantize, io, samples))
-    if quantize in ("int8", "qat"):
-        outside_nodes = int8.nodes_outside_xnnpack(content)
-        refused = []
-        if quantize == "int8":
-            refused = int8.refused_leaky_relus(outside_nodes, export_model)
-        if refused:
-            # LeakyReLUs the converter gave too wide a scale elsewhere (see int8.py): once more,
-            # with a requantizing step after exactly those.
-            export_model = int8.requantize_after(export_model, refused)
-            holder = freeze(export_model, serving.input_size, serving.named_outputs, batch)
-            content = to_tflite(holder, configure(quantize, io, samples))
-            outside_nodes = int8.nodes_outside_xnnpack(content)
-            notes.append(
-                f"int8: XNNPACK refused {len(refused)} LEAKY_RELU op(s) whose output scale was "
-                f"far wider than the input's ({', '.join(refused)}); converted again with a "
-                "requantizing step after them"
-            )
-        outside = collections.Counter(n["op_name"] for n in outside_nodes)
-        if outside:
-            notes.append(
-                "XNNPACK (the CPU delegate) leaves to the interpreter: "
-                + ", ".join(f"{count} {op}" for op, count in sorted(outside.items()))
-                + (" (XNNPACK has no int8 SOFTMAX; it is the classifier's last op)"
-                   if "SOFTMAX" in outside else "")
-            )
+    serving = build_serving(
+        resolve_model(model), input_size, decode, require_static=True, nms=False
+    )
+    # Calibration images are read (and refused) before any rewriting or fine-tuning.
+    samples, calibration_notes = calibration_samples(options, serving.input_size)
+    plan = Plan(options, serving, gpu_substitutes=gpu_substitutes, widen_groups=widen_groups)
+    export_model, notes = run_passes(serving.deploy, plan)
+    content, conversion_notes = _convert(export_model, plan, samples, batch)
     content = checksum.add_checksum(content)  # keras_csp.lite refuses the file if it changes
     files.write_bytes_atomic(path, content)
-
-    check = gpu.gpu_check(content)
-    if batch is None and any(" SHAPE:" in issue for issue in check["issues"]):
-        notes.append("SHAPE ops come from the dynamic batch; batch=1 (--batch 1) folds them")
-    runner = gpu.interpreter_for(content).get_signature_runner("serving_default")
-    # The real GPU engine's verdict where it starts (whole graph or not); the static one else.
-    accelerator = gpu.accelerator_check(path)
-    ran = accelerator.get("started") and "error" not in accelerator
-    report = ExportReport(
-        path=str(path),
-        format="tflite",
-        quantize=quantize,
-        size_bytes=path.stat().st_size,
-        ops=check["ops"],
-        kind=serving.kind,
-        inputs=_tensor_rows(runner.get_input_details()),
-        outputs=_tensor_rows(runner.get_output_details()),
-        gpu_compatible=(accelerator["whole"] and accelerator["agrees"]) if ran
-        else check["compatible"],
-        gpu_accelerator=accelerator,
-        analyzer_verdict=check["analyzer_verdict"],
-        gpu_issues=check["issues"],
-        notes=notes,
-        analyzer_output=check["analyzer_output"],
+    report = tflite_report(
+        path, content, serving.kind, options.quantize, batch,
+        notes + calibration_notes + conversion_notes,
     )
     if verbose:
         print(report.summary())
     return report
 
 
-def _optimize(serving, quantize, prune, train_data, epochs, steps, learning_rate, batch_size,
-              resize, notes):
-    """The tf_keras model to convert: the twin, pruned and/or quantization-aware fine-tuned."""
-    from keras_csp.export import optimize
-    from keras_csp.export.twin import to_tf_keras
+def _convert(model, plan, samples, batch):
+    """`(content, notes)`: the `.tflite` bytes of `model`, and for full-integer files what XNNPACK
+    leaves to the interpreter."""
+    options, serving = plan.options, plan.serving
 
-    twin, layer_map = to_tf_keras(serving.deploy)
-    fit = dict(
-        teacher=serving.deploy, kind=serving.kind, train_data=train_data,
-        input_size=serving.input_size, epochs=epochs, steps=steps, learning_rate=learning_rate,
-        batch_size=batch_size, resize=resize, skipped=[],
+    def convert(model):
+        holder = freeze(model, serving.input_size, serving.named_outputs, batch)
+        return to_tflite(holder, configure(options.quantize, options.io, samples))
+
+    content = convert(model)
+    if not options.full_integer:
+        return content, []
+    outside_nodes = int8.nodes_outside_xnnpack(content)
+    notes = []
+    if options.quantize == "int8":
+        content, outside_nodes, notes = _requantize_refused_leaky_relus(
+            model, content, outside_nodes, convert
+        )
+    return content, notes + xnnpack_notes(outside_nodes)
+
+
+def _requantize_refused_leaky_relus(model, content, outside_nodes, convert):
+    """`(content, outside_nodes, notes)`, converted a second time if XNNPACK refused LeakyReLUs.
+
+    The second freeze/convert round: which LeakyReLUs the converter gives an output scale far wider
+    than the input's (elsewhere than before a concatenation, see `int8.py`) depends on the
+    calibrated ranges, so it is only known from the converted file. Those layers get a
+    requantizing step after them, and the model is converted once more.
+    """
+    refused = int8.refused_leaky_relus(outside_nodes, model)
+    if not refused:
+        return content, outside_nodes, []
+    content = convert(int8.requantize_after(model, refused))
+    note = (
+        f"int8: XNNPACK refused {len(refused)} LEAKY_RELU op(s) whose output scale was "
+        f"far wider than the input's ({', '.join(refused)}); converted again with a "
+        "requantizing step after them"
     )
-    scheme = None
-    if prune is not None:
-        pruned = optimize.prune(twin, prune)
-        losses = optimize.finetune(pruned, callbacks=optimize.pruning_callbacks(), **fit)
-        twin = optimize.strip_pruning(pruned)
-        notes.append(
-            f"pruned to {optimize.sparsity_of(twin):.1%} zeros in conv/dense kernels (target "
-            f"{prune:.0%}), fine-tuned {len(losses)} epoch(s), last loss {losses[-1]:.4g}"
-        )
-        if quantize == "qat":
-            import tensorflow_model_optimization as tfmot
-
-            scheme = tfmot.quantization.keras.collab_opts.Default8BitPrunePreserveQuantizeScheme()
-    if quantize == "qat":
-        qat = optimize.quantize_aware(twin, layer_map, scheme)
-        losses = optimize.finetune(qat, **fit)
-        notes.append(
-            f"quantization-aware fine-tuning: {len(losses)} epoch(s), last loss {losses[-1]:.4g}"
-        )
-    if fit["skipped"]:  # pruning and QAT read the same files: each one named once
-        notes.append(f"fine-tuning: {describe_skipped(list(dict(fit['skipped']).items()))}")
-    return qat if quantize == "qat" else twin
+    return content, int8.nodes_outside_xnnpack(content), [note]

@@ -34,11 +34,13 @@ else:
     os.environ["TF_USE_LEGACY_KERAS"] = _legacy_keras
 
 from keras_csp.export import data as data_lib
+from keras_csp.export.quantization import QuantizationOptions
 from keras_csp.export.serving import CLASSIFIER
-from keras_csp.export.twin import KerasOp
+from keras_csp.export.twin import KerasOp, to_tf_keras
 from keras_csp.lite import describe_skipped
 
 _qk = tfmot.quantization.keras
+_DEFAULT_SCHEDULE = QuantizationOptions()  # fine-tuning's defaults: 1 epoch, lr 1e-5, batch 8
 
 
 class PassThroughQuantizeConfig(_qk.QuantizeConfig):
@@ -139,93 +141,129 @@ def sparsity_of(model):
     return zeros / total if total else 0.0
 
 
-def finetune(
-    model,
-    teacher,
-    kind,
-    train_data,
-    input_size,
-    epochs=1,
-    steps=None,
-    learning_rate=1e-5,
-    batch_size=8,
-    resize="none",
-    callbacks=(),
-    skipped=None,
-):
-    """Fits a tf_keras model on `train_data`, with labels if given, else on `teacher`'s outputs.
+class _TrainingData:
+    """`train_data` as a tf.data pipeline of (images, targets): labels where it has them, else
+    the teacher's outputs. Unreadable folder images are collected in `unreadable`; an error of the
+    source raised inside tf.data's generator is kept in `failures` (tf.data wraps it)."""
 
-    Returns the loss of each epoch. Unreadable folder images are skipped and appended to
-    `skipped` (a list, if given) as `(path, reason)`, once each.
-    """
-    unreadable = []
-    failures = []  # an error of the data source, raised inside tf.data's generator
+    def __init__(self, train_data, input_size, options, teacher):
+        self.train_data, self.input_size, self.options = train_data, input_size, options
+        self.teacher = teacher
+        self.unreadable, self.failures = [], []
+        sample = next(iter(self._read()), None)
+        if sample is None:
+            what = f" ({describe_skipped(self.unreadable)})" if self.unreadable else ""
+            raise ValueError(
+                f"train_data={data_lib.describe(train_data)} yielded no images{what}; allowed: "
+                f"{data_lib.SOURCES} that yields at least one readable image."
+            )
+        self.labeled = sample[1] is not None
+        self.first_targets = self._targets(*sample)
+        spec = tf.nest.map_structure(
+            lambda a: tf.TensorSpec(
+                (None,) + tuple(np.shape(a)[1:]), tf.as_dtype(np.asarray(a).dtype)
+            ),
+            (sample[0], self.first_targets),
+        )
+        self.dataset = tf.data.Dataset.from_generator(self._generate, output_signature=spec)
 
-    def read():
+    def _read(self):
         return data_lib.batches(
-            train_data, input_size, "train_data", resize, batch_size, skipped=unreadable
+            self.train_data, self.input_size, "train_data", self.options.resize,
+            self.options.batch_size, skipped=self.unreadable,
         )
 
-    sample = next(iter(read()), None)
-    if sample is None:
-        what = f" ({describe_skipped(unreadable)})" if unreadable else ""
-        raise ValueError(
-            f"train_data={data_lib.describe(train_data)} yielded no images{what}; allowed: "
-            f"{data_lib.SOURCES} that yields at least one readable image."
-        )
-    labeled = sample[1] is not None
-
-    def targets(images, labels):
+    def _targets(self, images, labels):
         if labels is not None:
             return labels
-        out = teacher(images, training=False)
+        out = self.teacher(images, training=False)
         if isinstance(out, dict):
             return {k: np.asarray(v) for k, v in out.items()}
         return np.asarray(out)
 
-    def generate():
+    def _generate(self):
         try:
-            for images, labels in read():
-                yield images, targets(images, labels)
+            for images, labels in self._read():
+                yield images, self._targets(images, labels)
         except ValueError as e:
-            failures.append(e)
+            self.failures.append(e)
             raise
 
-    first_y = targets(*sample)
-    spec = tf.nest.map_structure(
-        lambda a: tf.TensorSpec((None,) + tuple(np.shape(a)[1:]), tf.as_dtype(np.asarray(a).dtype)),
-        (sample[0], first_y),
-    )
-    dataset = tf.data.Dataset.from_generator(generate, output_signature=spec)
-    if kind == CLASSIFIER and labeled:
-        sparse = np.ndim(first_y) == 1
-        loss = (
-            tf_keras.losses.SparseCategoricalCrossentropy()
-            if sparse
-            else tf_keras.losses.CategoricalCrossentropy()
-        )
-    elif kind == CLASSIFIER:
-        loss = tf_keras.losses.KLDivergence()
-    else:
-        loss = tf_keras.losses.MeanSquaredError()
-    optimizer = tf_keras.optimizers.Adam(learning_rate)
+
+def _loss(kind, data):
+    """Cross-entropy on labels, KL divergence to the teacher's probabilities, else squared error."""
+    if kind == CLASSIFIER and data.labeled:
+        if np.ndim(data.first_targets) == 1:
+            return tf_keras.losses.SparseCategoricalCrossentropy()
+        return tf_keras.losses.CategoricalCrossentropy()
+    if kind == CLASSIFIER:
+        return tf_keras.losses.KLDivergence()
+    return tf_keras.losses.MeanSquaredError()
+
+
+def finetune(
+    model, teacher, kind, train_data, input_size, options=_DEFAULT_SCHEDULE, callbacks=(),
+    skipped=None,
+):
+    """Fits a tf_keras model on `train_data`, with labels if given, else on `teacher`'s outputs.
+
+    The schedule (epochs, steps, learning_rate, batch_size, resize) is read from `options`, a
+    `QuantizationOptions`. Returns the loss of each epoch. Unreadable folder images are skipped
+    and appended to `skipped` (a list, if given) as `(path, reason)`, once each.
+    """
+    data = _TrainingData(train_data, input_size, options, teacher)
+    optimizer = tf_keras.optimizers.Adam(options.learning_rate)
     # Slot variables made up front: created inside the first trace, they force a second one.
     optimizer.build(model.trainable_variables)
-    model.compile(optimizer=optimizer, loss=loss)
-    if steps is not None:
-        dataset = dataset.repeat()
+    model.compile(optimizer=optimizer, loss=_loss(kind, data))
+    dataset = data.dataset.repeat() if options.steps is not None else data.dataset
     try:
         history = model.fit(
-            dataset, epochs=epochs, steps_per_epoch=steps, callbacks=list(callbacks), verbose=0
+            dataset, epochs=options.epochs, steps_per_epoch=options.steps,
+            callbacks=list(callbacks), verbose=0,
         )
     except tf.errors.OpError:
-        if failures:  # tf.data wraps it with a traceback: give the package's error itself
-            raise failures[0] from None
+        if data.failures:  # tf.data wraps it with a traceback: give the package's error itself
+            raise data.failures[0] from None
         raise
     if skipped is not None:
-        skipped.extend(dict(unreadable).items())  # each file once, however many epochs
+        skipped.extend(dict(data.unreadable).items())  # each file once, however many epochs
     return history.history.get("loss", [])
 
 
 def pruning_callbacks():
     return [tfmot.sparsity.keras.UpdatePruningStep()]
+
+
+def fine_tune_for_export(model, kind, input_size, options):
+    """`(twin, notes)`: the tf_keras twin of `model` to convert, pruned and/or quantization-aware
+    fine-tuned on `options.train_data` as `options` asks; `model` is the teacher."""
+    twin, layer_map = to_tf_keras(model)
+    skipped = []
+    fit = dict(
+        teacher=model, kind=kind, train_data=options.train_data, input_size=input_size,
+        options=options, skipped=skipped,
+    )
+    notes = []
+    if options.prune is not None:
+        pruned = prune(twin, options.prune)
+        losses = finetune(pruned, callbacks=pruning_callbacks(), **fit)
+        twin = strip_pruning(pruned)
+        notes.append(
+            f"pruned to {sparsity_of(twin):.1%} zeros in conv/dense kernels (target "
+            f"{options.prune:.0%}), fine-tuned {len(losses)} epoch(s), last loss {losses[-1]:.4g}"
+        )
+    if options.quantize == "qat":
+        # A pruned twin keeps its zeros through QAT with tfmot's prune-preserving scheme.
+        scheme = (
+            _qk.collab_opts.Default8BitPrunePreserveQuantizeScheme()
+            if options.prune is not None else None
+        )
+        twin = quantize_aware(twin, layer_map, scheme)
+        losses = finetune(twin, **fit)
+        notes.append(
+            f"quantization-aware fine-tuning: {len(losses)} epoch(s), last loss {losses[-1]:.4g}"
+        )
+    if skipped:  # pruning and QAT read the same files: each one named once
+        notes.append(f"fine-tuning: {describe_skipped(list(dict(skipped).items()))}")
+    return twin, notes
