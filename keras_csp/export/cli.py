@@ -21,6 +21,13 @@ _FORMATS = ("savedmodel", "tflite")
 
 def add_parser(subparsers):
     """Adds `export`, `predict` and `evaluate` to `subparsers` (from `add_subparsers`)."""
+    _add_export(subparsers)
+    _add_predict(subparsers)
+    _add_evaluate(subparsers)
+    return subparsers
+
+
+def _add_export(subparsers):
     e = subparsers.add_parser(
         "export",
         help="write a SavedModel or a .tflite file (fp16, int8, QAT, pruning) with a report",
@@ -57,6 +64,8 @@ def add_parser(subparsers):
                    help="keep grouped convolutions' groups as they are (see export/groups.py)")
     e.add_argument("--json", action="store_true", help="print the report as JSON")
 
+
+def _add_predict(subparsers):
     p = subparsers.add_parser(
         "predict",
         help="run a .tflite model on image files (top-5 classes or boxes); no TensorFlow needed",
@@ -76,6 +85,8 @@ def add_parser(subparsers):
     p.add_argument("--accelerator", default="cpu", help=_ACCELERATOR_HELP)
     p.add_argument("--json", action="store_true", help="print JSON")
 
+
+def _add_evaluate(subparsers):
     v = subparsers.add_parser(
         "evaluate",
         help="top-1/top-5 of a .tflite classifier on a folder with one subfolder per class, or "
@@ -99,7 +110,6 @@ def add_parser(subparsers):
     v.add_argument("--backend", default=None, help="litert, tflite-runtime or tensorflow")
     v.add_argument("--accelerator", default="cpu", help=_ACCELERATOR_HELP)
     v.add_argument("--json", action="store_true", help="print JSON")
-    return subparsers
 
 
 def run(args):
