@@ -106,3 +106,28 @@ def check_batch_size(batch_size, strategy):
             f"allowed: a multiple of {replicas} (e.g. {replicas * max(1, batch_size // replicas)})."
         )
     return batch_size // replicas
+
+
+def check_same_position(strategy, state):
+    """Every worker must start from the same checkpoint (or all from scratch)."""
+    import tensorflow as tf
+
+    position = float(state["epoch"] * 1_000_000 + state["step"])
+
+    @tf.function
+    def gather(x):
+        def both(v):
+            ctx = tf.distribute.get_replica_context()
+            return ctx.all_reduce("SUM", tf.stack([v, v * v, tf.constant(1.0, tf.float64)]))
+
+        return strategy.run(both, args=(x,))
+
+    reduced = strategy.experimental_local_results(gather(tf.constant(position, tf.float64)))[0]
+    total, squares, n = (float(v) for v in reduced)
+    if abs(squares * n - total * total) > 1e-6 * max(1.0, total * total):
+        raise ValueError(
+            f"the workers start from different positions (this one: epoch {state['epoch']}, step "
+            f"{state['step']}): the checkpoint in output_dir is not visible to every worker. "
+            "Allowed: an output_dir on a file system that every worker shares (or the same "
+            "checkpoint copied to each)."
+        )
