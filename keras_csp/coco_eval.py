@@ -10,8 +10,8 @@ differ by conversion and quantization alone.
 
 The steps are training's validation, step by step:
 
-- the annotation file is read and checked by `keras_csp.data.coco.read_coco` (the loader of
-  `coco_detection`); classes are the category ids in sorted order;
+- the annotation file is read and checked by `keras_csp.lite.coco.read_coco` (the reader of
+  `coco_detection` too); classes are the category ids in sorted order;
 - each image is letterboxed to the model's input as `coco_detection` does (longer side resized,
   bottom/right padded with zeros), its boxes scaled with it;
 - boxes are suppressed as keras-cv's `NonMaxSuppression` does in `CSPDetector.predict`, with
@@ -24,6 +24,10 @@ import contextlib
 import io
 
 import numpy as np
+
+from keras_csp import lite
+from keras_csp.images import letterbox  # noqa: F401  (coco_eval.letterbox: public before)
+from keras_csp.lite.coco import read_coco
 
 # CSPDetector's non-max suppression defaults (confidence_threshold, iou_threshold, max_detections):
 # the settings of the validation mAP that training reports.
@@ -88,26 +92,6 @@ def coco_metrics(ground_truth, detections):
     return {"mAP": max(float(stats[0]), 0.0), "mAP50": max(float(stats[1]), 0.0)}
 
 
-def letterbox(image, size):
-    """`(uint8 (height, width, 3), scale)`: `coco_detection`'s letterbox, with Pillow.
-
-    The longer side is resized to fit (antialiased bilinear, as `tf.image.resize(antialias=True)`)
-    and the bottom/right padded with zeros.
-    """
-    from PIL import Image
-
-    height, width = size
-    h, w = image.shape[:2]
-    scale = min(height / h, width / w)
-    new_h = min(max(int(round(h * scale)), 1), height)
-    new_w = min(max(int(round(w * scale)), 1), width)
-    if (new_h, new_w) != (h, w):
-        image = np.asarray(Image.fromarray(image).resize((new_w, new_h), Image.BILINEAR))
-    out = np.zeros((height, width, 3), np.uint8)
-    out[:new_h, :new_w] = image
-    return out, scale
-
-
 def evaluate_detector(
     model,
     annotations,
@@ -135,49 +119,13 @@ def evaluate_detector(
         `{"mAP", "mAP50", "count" (images evaluated), "boxes" (ground-truth boxes), "classes",
         "skipped", "skipped_files"}`; unreadable images are skipped and listed, as in training.
     """
-    from keras_csp import lite
-    from keras_csp.data.coco import read_coco
-
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size={batch_size!r} is not allowed; allowed: an integer >= 1.")
-    for name, value in (("score_threshold", score_threshold), ("iou_threshold", iou_threshold)):
-        if not 0.0 <= float(value) <= 1.0:
-            raise ValueError(f"{name}={value!r} is not allowed; allowed: a number in [0, 1].")
-    if callable(model) and not isinstance(model, lite.LiteModel):
-        if input_size is None:
-            raise ValueError("input_size=None is not allowed with a function; allowed: (h, w).")
-        predict, size = model, lite.check_image_size(input_size, "input_size")
-    else:
-        model = model if isinstance(model, lite.LiteModel) else lite.LiteModel(model)
-        if model.kind != "detector":
-            raise ValueError(
-                f"model={str(model.path)!r} is a {model.kind} (outputs {model.output_names}); "
-                "allowed: a detector, whose outputs are 'boxes' and 'scores'."
-            )
-        predict, size = model, model.input_size
+    _check_arguments(batch_size, score_threshold, iou_threshold)
+    predict, size = _predictor(model, input_size)
     categories, records, _ = read_coco(annotations, images_dir, clip_boxes=clip_boxes)
-    class_of = {c: k for k, c in enumerate(sorted(categories))}
-
-    ground_truth, found, skipped = [], [], []
-    for start in range(0, len(records), batch_size):
-        chunk, images = [], []
-        for path, boxes, category_ids in records[start : start + batch_size]:
-            try:
-                image, scale = letterbox(lite.load_image(path), size)
-            except lite.UnreadableImageError as e:
-                skipped.append((path, str(e)))
-                continue
-            images.append(image)
-            classes = [class_of[c] for c in category_ids]
-            chunk.append((np.asarray(boxes, np.float64).reshape(-1, 4) * scale, classes))
-        if not images:
-            continue
-        outputs = predict(np.stack(images))
-        for i, truth in enumerate(chunk):
-            ground_truth.append(truth)
-            found.append(
-                lite.detections(outputs, i, score_threshold, iou_threshold, max_detections)
-            )
+    suppression = (score_threshold, iou_threshold, max_detections)
+    ground_truth, found, skipped = _predict_all(
+        predict, size, records, sorted(categories), suppression, batch_size
+    )
     if not ground_truth:
         raise ValueError(
             f"none of the {len(records)} image(s) of annotations={str(annotations)!r} could be "
@@ -192,3 +140,51 @@ def evaluate_detector(
         "skipped": len(skipped),
         "skipped_files": [path for path, _ in skipped],
     }
+
+
+def _check_arguments(batch_size, score_threshold, iou_threshold):
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size={batch_size!r} is not allowed; allowed: an integer >= 1.")
+    for name, value in (("score_threshold", score_threshold), ("iou_threshold", iou_threshold)):
+        if not 0.0 <= float(value) <= 1.0:
+            raise ValueError(f"{name}={value!r} is not allowed; allowed: a number in [0, 1].")
+
+
+def _predictor(model, input_size):
+    """`(predict, (height, width))` of a detector path, `LiteModel` or function."""
+    if callable(model) and not isinstance(model, lite.LiteModel):
+        if input_size is None:
+            raise ValueError("input_size=None is not allowed with a function; allowed: (h, w).")
+        return model, lite.check_image_size(input_size, "input_size")
+    model = model if isinstance(model, lite.LiteModel) else lite.LiteModel(model)
+    if model.kind != "detector":
+        raise ValueError(
+            f"model={str(model.path)!r} is a {model.kind} (outputs {model.output_names}); "
+            "allowed: a detector, whose outputs are 'boxes' and 'scores'."
+        )
+    return model, model.input_size
+
+
+def _predict_all(predict, size, records, category_ids, suppression, batch_size):
+    """`(ground truth, detections, skipped)` of every readable image of `records`, letterboxed
+    to `size`; classes are the indices of `category_ids` (sorted), as in training."""
+    class_of = {c: k for k, c in enumerate(category_ids)}
+    ground_truth, found, skipped = [], [], []
+    for start in range(0, len(records), batch_size):
+        chunk, images = [], []
+        for path, boxes, ids in records[start : start + batch_size]:
+            try:
+                image, scale = letterbox(lite.load_image(path), size)
+            except lite.UnreadableImageError as e:
+                skipped.append((path, str(e)))
+                continue
+            images.append(image)
+            classes = [class_of[c] for c in ids]
+            chunk.append((np.asarray(boxes, np.float64).reshape(-1, 4) * scale, classes))
+        if not images:
+            continue
+        outputs = predict(np.stack(images))
+        for i, truth in enumerate(chunk):
+            ground_truth.append(truth)
+            found.append(lite.detections(outputs, i, *suppression))
+    return ground_truth, found, skipped

@@ -12,7 +12,7 @@ import hashlib
 
 import numpy as np
 
-from keras_csp.lite import CHECKSUM_NAME, CHECKSUM_PREFIX, checksum_position, file_digest
+from keras_csp.lite.checksum import CHECKSUM_NAME, CHECKSUM_PREFIX, checksum_position, file_digest
 
 
 def add_checksum(content):
