@@ -21,8 +21,9 @@ its own earlier results in `output_dir`.
 """
 
 import os
-import shutil
 import time
+
+from keras_csp.train import demo_recipe as recipe
 
 PROFILE_PAIRS = (
     ("cspresnext50", "resnext50"),
@@ -108,69 +109,22 @@ def run(quick=False, output_dir="saved_models", profile_size=256, verbose=None):
         profile_size: input size of the profile table.
         verbose: progress output of the training runs (default: progress bar, 0 when quick).
     """
-    from keras_csp.data import synthetic_shapes
-    from keras_csp.train.checkpoint import atomic_save
-    from keras_csp.train.loop import fit_classifier
     from keras_csp.train.report import plot_curves, write_json
 
     start = time.time()
-    settings = QUICK if quick else FULL
-    verbose = (0 if quick else 1) if verbose is None else verbose
+    settings, verbose = recipe.demo_settings(quick, FULL, QUICK, verbose)
     if quick:
         print(profile_table(64, PROFILE_PAIRS[-1:]), "\n", flush=True)
     else:
         print(profile_table(profile_size), "\n", flush=True)
-
-    data = synthetic_shapes(
-        num_train=settings["train_size"],
-        num_validation=settings["val_size"],
-        image_size=settings["image_size"],
-        seed=0,
-    )
+    data = recipe.demo_data(settings)
     print(
         f"Training {settings['model']} (CSP) and its non-CSP twin on {data!r}, "
-        f"{settings['epochs']} epoch(s) each, on {_device_line()}.",
+        f"{settings['epochs']} epoch(s) each, on {recipe.cpu_line()}.",
         flush=True,
     )
-    rows, histories = [], {}
-    os.makedirs(output_dir, exist_ok=True)
-    for label, fusion in (("(CSP)", "full"), ("(plain twin)", "none")):
-        name = settings["model"] + ("" if fusion == "full" else "_plain")
-        result = fit_classifier(
-            data=data,
-            model=settings["model"],
-            fusion=fusion,
-            epochs=settings["epochs"],
-            batch_size=settings["batch_size"],
-            learning_rate=settings["learning_rate"],
-            warmup_epochs=settings["warmup_epochs"],
-            optimizer="sgd",
-            seed=0,
-            output_dir=os.path.join(output_dir, "demo", name),
-            overwrite=True,
-            verbose=verbose,
-            **settings["augment"],
-        )
-        s = result.summary
-        model_path = os.path.join(output_dir, f"{name}.keras")
-        atomic_save(model_path, result.model.save)
-        rows.append(
-            {
-                "label": f"{settings['model']} {label}",
-                "model": name,
-                "fusion": fusion,
-                "params": s["params"],
-                "flops": s["flops"],
-                "val_accuracy": s["val_accuracy"],
-                "val_top5_accuracy": s["val_top5_accuracy"],
-                "images_per_second": s["train_images_per_second"],
-                "wall_time_seconds": s["wall_time_seconds"],
-                "model_file": model_path,
-            }
-        )
-        histories[name] = result.history
-        if fusion == "full":
-            csp_model, csp_name = result.model, name
+    rows, histories, csp_model = train_pair(settings, data, output_dir, verbose)
+    csp_name = rows[0]["model"]
     plot = plot_curves(
         histories,
         os.path.join(output_dir, "demo_learning_curves.png"),
@@ -192,18 +146,67 @@ def run(quick=False, output_dir="saved_models", profile_size=256, verbose=None):
         },
     }
     write_json(os.path.join(output_dir, "demo_summary.json"), summary)
+    _print_results(summary, settings, csp_name, wall, output_dir)
+    return summary
+
+
+def train_pair(settings, data, output_dir, verbose):
+    """Trains the CSP model and its plain twin (`fusion="none"`) with the same data, schedule and
+    seed; returns (their table rows, their histories by name, the trained CSP model)."""
+    from keras_csp.train.loop import fit_classifier
+
+    rows, histories = [], {}
+    for label, fusion in (("(CSP)", "full"), ("(plain twin)", "none")):
+        name = settings["model"] + ("" if fusion == "full" else "_plain")
+        model_path = os.path.join(output_dir, f"{name}.keras")
+        result = recipe.train_and_save(
+            fit_classifier,
+            data,
+            settings["model"],
+            settings,
+            os.path.join(output_dir, "demo", name),
+            model_path,
+            verbose,
+            fusion=fusion,
+            learning_rate=settings["learning_rate"],
+            warmup_epochs=settings["warmup_epochs"],
+            optimizer="sgd",
+            **settings["augment"],
+        )
+        s = result.summary
+        rows.append(
+            {
+                "label": f"{settings['model']} {label}",
+                "model": name,
+                "fusion": fusion,
+                "params": s["params"],
+                "flops": s["flops"],
+                "val_accuracy": s["val_accuracy"],
+                "val_top5_accuracy": s["val_top5_accuracy"],
+                "images_per_second": s["train_images_per_second"],
+                "wall_time_seconds": s["wall_time_seconds"],
+                "model_file": model_path,
+            }
+        )
+        histories[name] = result.history
+        if fusion == "full":
+            csp_model = result.model
+    return rows, histories, csp_model
+
+
+def _print_results(summary, settings, csp_name, wall, output_dir):
     print()
-    print(comparison_table(rows))
+    print(comparison_table(summary["rows"]))
     print(f"\n{csp_name} on the validation images, Keras vs its TFLite exports:")
-    print(export_table(exports))
+    print(export_table(summary["tflite"]))
+    files = summary["files"]
     print(
         f"\nFLOPs at {settings['image_size']}x{settings['image_size']} (2 per multiply-add); "
         "images/s: training steps, after the first. Total demo time "
-        f"{wall:.0f} s.\nWrote {plot}, {', '.join(summary['files']['models'])}, "
-        f"{', '.join(summary['files']['tflite'])} and "
+        f"{wall:.0f} s.\nWrote {files['plot']}, {', '.join(files['models'])}, "
+        f"{', '.join(files['tflite'])} and "
         f"{os.path.join(output_dir, 'demo_summary.json')}."
     )
-    return summary
 
 
 def export_and_compare(model, data, output_dir, name, quick=False):
@@ -255,7 +258,7 @@ def export_table(rows):
         f"{'max |dp|':>9}"
     ]
     for r in rows:
-        size = f"{r['size_bytes'] / 1024:.0f}" if r["size_bytes"] else "-"
+        size = recipe.size_in_kb(r["size_bytes"])
         lines.append(
             f"{r['format']:<8} {size:>9} {r['top1']:>9.4f} {100 * r['top1_drop']:>10.2f} "
             f"{100 * r['agreement']:>6.1f}% {r['max_prob_diff']:>9.4f}"
@@ -263,23 +266,10 @@ def export_table(rows):
     return "\n".join(lines)
 
 
-def _device_line():
-    cores = os.cpu_count() or 0
-    return f"the CPU ({cores} cores)"
-
-
 def clean(output_dir="saved_models"):
     """Removes what `run` wrote (not the folder's other files)."""
-    for name in ("demo", "demo_summary.json", "demo_learning_curves.png"):
-        path = os.path.join(output_dir, name)
-        if os.path.isdir(path):
-            shutil.rmtree(path)
-        elif os.path.exists(path):
-            os.unlink(path)
+    names = ["demo", "demo_summary.json", "demo_learning_curves.png"]
     for model in (FULL["model"], QUICK["model"]):
-        files = [f"{model}.keras", f"{model}_plain.keras"]
-        files += [f"{model}_{fmt}.tflite" for fmt in ("fp16", "int8", "qat")]
-        for file in files:
-            path = os.path.join(output_dir, file)
-            if os.path.exists(path):
-                os.unlink(path)
+        names += [f"{model}.keras", f"{model}_plain.keras"]
+        names += [f"{model}_{fmt}.tflite" for fmt in ("fp16", "int8", "qat")]
+    recipe.remove_outputs(output_dir, names)
