@@ -33,7 +33,7 @@ _EXPORTS = {
     "decode_predictions": "keras_csp.preprocessing",
     "preprocess_input": "keras_csp.preprocessing",
     "frozen_function": "keras_csp.inference",
-    "load_model": "keras_csp.models",
+    "load_model": "keras_csp.saving",
     "optimize_for_inference": "keras_csp.inference",
     "profile": "keras_csp.profiler",
 }

@@ -125,7 +125,7 @@ def _load_model(spec, args):
     if path.suffix == ".keras":
         if not path.is_file():
             raise ValueError(f"MODEL_OR_FILE={spec!r} does not exist; allowed: a .keras file.")
-        from keras_csp.models import load_model
+        from keras_csp.saving import load_model
 
         return load_model(path), path.stem
     from keras_csp.models import build_model

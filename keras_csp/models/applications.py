@@ -4,7 +4,7 @@ Each is a thin call of `build_model` with the architecture's name; what the arch
 `models/config.py`.
 """
 
-from keras_csp.models.builder import build_model
+from keras_csp.models.factory import build_model
 
 _ARGS = """
     Args:

@@ -1,4 +1,8 @@
-"""One builder for every `ModelConfig`, with the `keras.applications` signature and checks.
+"""One builder for every `ModelConfig`: the network's graph, with the `keras.applications` checks.
+
+Weights are not this module's business: `keras_csp.build_model` (models/factory.py, the layer above
+`keras_csp.weights`) builds the network here and then loads them, so the weights package may use
+this builder without an import circle.
 
 Models are functional `keras.Model`s of plain layers named after timm's modules (`stem.conv1`,
 `stages.2.blocks.0.conv2`, `head.fc`), or torchvision's for DenseNet and PeleeNet
@@ -268,10 +272,9 @@ def check_arguments(include_top, pooling, classes, classifier_activation):
         keras.activations.get(classifier_activation)
 
 
-def build_model(
+def build_network(
     model,
     include_top=True,
-    weights=None,
     input_tensor=None,
     input_shape=None,
     pooling=None,
@@ -280,14 +283,15 @@ def build_model(
     part_ratio=0.5,
     fusion="full",
     name=None,
-    weights_sha256=None,
+    weights=None,
 ):
-    """Builds the named architecture (or a `ModelConfig`) as a Keras model.
+    """The network of a named architecture (or a `ModelConfig`), randomly initialized.
 
-    See `keras_csp.CSPResNeXt50` for the arguments.
+    The graph alone: `keras_csp.build_model` (models/factory.py) calls this, then loads `weights`.
+    `weights` is only checked here against the input's channels (pretrained weights need RGB), so
+    that a wrong input shape fails before anything is built. See `keras_csp.CSPResNeXt50` for the
+    other arguments.
     """
-    from keras_csp.weights import load_weights  # late import: weights imports the models.
-
     config = model if isinstance(model, ModelConfig) else get_config(model)
     arch = None if isinstance(model, ModelConfig) else str(model).lower()
     check_part_ratio(part_ratio)
@@ -324,8 +328,4 @@ def build_model(
 
     if input_tensor is not None:
         inputs = keras.utils.get_source_inputs(input_tensor)
-    result = keras.Model(inputs, outputs, name=name or arch or "csp_model")
-    if weights is not None or weights_sha256 is not None:
-        load_weights(result, weights, arch=arch, include_top=include_top, classes=classes,
-                     weights_sha256=weights_sha256)
-    return result
+    return keras.Model(inputs, outputs, name=name or arch or "csp_model")

@@ -36,7 +36,7 @@ def add_parser(subparsers):
 
 def convert(checkpoint, output, model_name, quiet=True):
     """Converts `checkpoint` for `model_name` and writes `output` atomically; returns the model."""
-    from keras_csp.models.builder import build_model  # late: models import weights.
+    from keras_csp.models.builder import build_network  # late: `keras-csp --help` needs no Keras
 
     output = os.fspath(output)
     if not output.endswith(".weights.h5"):
@@ -48,9 +48,8 @@ def convert(checkpoint, output, model_name, quiet=True):
     head = state.get(f"{CLASSIFIER}.weight")
     include_top = head is not None and getattr(head, "ndim", 0) == 2
     classes = int(head.shape[0]) if include_top else 1000
-    model = build_model(
-        model_name, include_top=include_top, weights=None, classes=classes,
-        classifier_activation=None,
+    model = build_network(
+        model_name, include_top=include_top, classes=classes, classifier_activation=None
     )
     plan = plan_from_timm(model, state, ignore_classifier=not include_top)
     apply_plan(model, plan, f"checkpoint {os.fspath(checkpoint)!r}")

@@ -320,11 +320,10 @@ def _fetch_imagenet(arch, model, base_url, quiet, weights_sha256=None):
                     apply_plan(model, plan, f"{url}")
                     reference, loaded = model, True
             if not loaded:
-                from keras_csp.models.builder import build_model  # late: models import weights.
+                # Late: the weights package (the CLI imports it on start) loads no Keras.
+                from keras_csp.models.builder import build_network
 
-                reference = build_model(
-                    arch, include_top=True, weights=None, classes=entry.classes
-                )
+                reference = build_network(arch, include_top=True, classes=entry.classes)
                 apply_plan(
                     reference, plan_from_timm(reference, state, ignore_classifier=False), url
                 )
