@@ -1,4 +1,4 @@
-"""The Cross Stage Partial stage: the paper's Figure 3 as one function.
+"""The Cross Stage Partial stage: the paper's Figure 3, as `csp_stage` and `partial_dense_stage`.
 
 A CSP stage splits its base feature map into two parts. Part 1 (a fraction `part_ratio`, the
 paper's γ) bypasses the stage; part 2 runs through the stage's blocks. A transition (1x1 conv-BN-act)
@@ -15,10 +15,12 @@ With `fusion="full"`, `part_ratio=0.5` and one `conv_exp` whose output is split 
 first, the layout and layer names are exactly timm's `CrossStage`, so timm weights load by name.
 `plain_stage` is the non-CSP counterpart: every channel goes through the blocks.
 
-The same function is the paper's CSPDenseNet stage (Sec. 3.1): with `conv_exp=False` the base
-layer itself is split, x0 = [x0', x0''], the blocks are dense layers (a partial dense block: x0''
-and every layer's output feed the next layer), and the transitions form the partial transition,
-which may carry the stage's 2x2 pooling (`pool`, applied where the two paths are concatenated).
+`partial_dense_stage` is the paper's CSPDenseNet stage (Sec. 3.1): the base layer itself is split,
+x0 = [x0', x0''], the blocks are dense layers (a partial dense block: x0'' and every layer's output
+feed the next layer), and the transitions form the partial transition, which may carry the stage's
+2x2 pooling (`pool`, applied where the two paths are concatenated). It is the split, blocks and
+transitions that every CSP stage shares: `csp_stage` is timm's `conv_down` and `conv_exp` before it
+(as timm keeps `CrossStage` apart from `DarkStage`, `plain_stage` here).
 """
 
 import functools
@@ -116,13 +118,9 @@ def csp_stage(
     channel_multiple=1,
     activation="leaky_relu",
     conv_exp=True,
-    transition_b_filters=None,
-    pool=None,
-    unit=None,
-    block_name=None,
-    return_unpooled=False,
+    **partial_transition,
 ):
-    """A CSP stage around `depth` applications of `block(x, name) -> y`.
+    """A CSP stage around `depth` applications of `block(x, name) -> y` (timm's `CrossStage`).
 
     Args:
         x: the stage's input tensor.
@@ -145,6 +143,53 @@ def csp_stage(
         conv_exp: False splits the base layer itself (the stage input, or `conv_down`'s output),
             as the paper's CSPDenseNet does: x0 = [x0', x0'']. `expand_ratio` and `cross_linear`
             then do nothing.
+        **partial_transition: `transition_b_filters`, `pool`, `unit`, `block_name` and
+            `return_unpooled`, as `partial_dense_stage` takes them (which is this stage after
+            `conv_down` and `conv_exp`).
+
+    Returns:
+        The stage output, or `(output, unpooled)` with `return_unpooled=True`.
+    """
+    check_fusion(fusion)
+    if strides > 1:
+        down = filters if down_growth else x.shape[-1]
+        x = conv_bn_act(
+            x, down, 3, strides, down_groups, activation=activation, name=f"{name}.conv_down"
+        )
+    if conv_exp:
+        exp = int(round(filters * expand_ratio))
+        x = conv_bn_act(
+            x, exp, 1, activation=None if cross_linear else activation, name=f"{name}.conv_exp"
+        )
+    return partial_dense_stage(
+        x, filters, depth, block, name, part_ratio, fusion, activation, channel_multiple,
+        **partial_transition,
+    )
+
+
+def partial_dense_stage(
+    x,
+    filters,
+    depth,
+    layer,
+    name,
+    part_ratio=0.5,
+    fusion="full",
+    activation="leaky_relu",
+    channel_multiple=1,
+    transition_b_filters=None,
+    pool=None,
+    unit=None,
+    block_name=None,
+    return_unpooled=False,
+):
+    """The paper's CSPDenseNet stage (Sec. 3.1): the base layer `x` itself split, x0 = [x0', x0''].
+
+    x0'' runs through `depth` applications of `layer(x, name) -> y` (dense layers make it a partial
+    dense block), and the partial transition merges the two parts as `fusion` says. `csp_stage`
+    is this stage after its `conv_down` and `conv_exp`; the arguments it shares mean the same.
+
+    Args:
         transition_b_filters: width of `conv_transition_b`: None keeps the block part's width;
             "complement" makes it `filters` minus the bypass width, so the concatenation is
             already `filters` wide (a dense block's compressing transition); or an integer.
@@ -155,7 +200,7 @@ def csp_stage(
         unit: the 1x1 transition unit, `unit(x, filters, name) -> y`; default conv-BN-act with
             `activation` (pass `keras_csp.layers.bn_act_conv` bound to a kernel size of 1 for
             DenseNet's pre-activation order).
-        block_name: a function `index -> layer name prefix` for the blocks; default
+        block_name: a function `index -> layer name prefix` for the layers; default
             `f"{name}.blocks.{index}"`.
         return_unpooled: also return the last tensor at the stage's own resolution: the
             concatenation when `pool` is set, else the output. Pyramid features are taken there.
@@ -170,29 +215,18 @@ def csp_stage(
         unit = functools.partial(_transition_unit, activation=activation)
     if block_name is None:
         block_name = functools.partial("{}.blocks.{}".format, name)
-    if strides > 1:
-        down = filters if down_growth else x.shape[-1]
-        x = conv_bn_act(
-            x, down, 3, strides, down_groups, activation=activation, name=f"{name}.conv_down"
-        )
-    if conv_exp:
-        exp = int(round(filters * expand_ratio))
-        x = conv_bn_act(
-            x, exp, 1, activation=None if cross_linear else activation, name=f"{name}.conv_exp"
-        )
     bypass_channels, block_channels = split_channels(
         x.shape[-1], part_ratio, channel_multiple, name
     )
     bypass, xb = ChannelSplit([bypass_channels, block_channels], name=f"{name}.split")(x)
     for i in range(depth):
-        xb = block(xb, name=block_name(i))
+        xb = layer(xb, name=block_name(i))
     if fusion in ("full", "last"):
         width = _transition_b_width(
             transition_b_filters, xb.shape[-1], filters, bypass_channels, name
         )
         xb = unit(xb, width, name=f"{name}.conv_transition_b")
-    x = keras.layers.Concatenate(name=f"{name}.concat")([bypass, xb])
-    unpooled = x
+    x = unpooled = keras.layers.Concatenate(name=f"{name}.concat")([bypass, xb])
     if pool is not None:
         x = _pool_layer(pool, f"{name}.pool")(x)
     if fusion in ("full", "first"):

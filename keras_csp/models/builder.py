@@ -46,6 +46,7 @@ from keras_csp.layers.stages import (
     check_fusion,
     check_part_ratio,
     csp_stage,
+    partial_dense_stage,
     plain_stage,
     residual_stage,
     split_channels,
@@ -193,7 +194,7 @@ def _dense_pyramid(x, config, part_ratio, fusion):
             name = f"features.csp{i + 1}"
             if stages.layer_type == "two_way":
                 _check_pelee_split(x.shape[-1], part_ratio, stages, i, name)
-            x, tap = csp_stage(
+            x, tap = partial_dense_stage(
                 x,
                 filters,
                 depth,
@@ -202,7 +203,6 @@ def _dense_pyramid(x, config, part_ratio, fusion):
                 part_ratio=part_ratio,
                 fusion="first" if last else fusion,
                 activation=act,
-                conv_exp=False,
                 transition_b_filters="complement",
                 pool=None if last else "avg",
                 unit=ending if last else unit,

@@ -67,7 +67,8 @@ class DenseStagesConfig(_PerStage):
     after the last block). A "csp" stage splits its input (γ bypasses), runs the dense layers on the
     rest, and ends with the partial transition: `conv_transition_b` on the dense path (to the
     stage width minus the bypass), concat, 2x2 average pool, `conv_transition` (see
-    `keras_csp.layers.csp_stage`); with fusion "first"/"last" one of the two transitions goes.
+    `keras_csp.layers.partial_dense_stage`); with fusion "first"/"last" one of the two transitions
+    goes.
     """
 
     depth: Tuple[int, ...]
