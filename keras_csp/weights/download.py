@@ -101,16 +101,14 @@ def download(url, destination, sha256=None, timeout=TIMEOUT_S, quiet=False, hint
             required, or sent a file with another SHA-256.
     """
     destination = os.fspath(destination)
-    directory = os.path.dirname(os.path.abspath(destination))
-    os.makedirs(directory, exist_ok=True)
+    os.makedirs(os.path.dirname(os.path.abspath(destination)), exist_ok=True)
     suffix = f"\n{hint}" if hint else ""
     expected = None if sha256 is None else sha256.lower()
     # Permissions as open() gives them, or those of the file replaced (mkstemp's were 0600).
     partial = files.new_temporary_file(destination, suffix=".part")
     fd = os.open(partial, os.O_WRONLY)
     try:
-        digest = hashlib.sha256()
-        received = 0
+        received = _Received()
         request = urllib.request.Request(url, headers={"User-Agent": "keras-csp"})
         redirects = _RecordingRedirects()
         opener = urllib.request.build_opener(redirects)
@@ -121,57 +119,21 @@ def download(url, destination, sha256=None, timeout=TIMEOUT_S, quiet=False, hint
                 announced = None
                 if header_sha256:
                     announced = announced_sha256(url, redirects.hops, response)
-                if announced and expected and announced != expected:
-                    raise WeightsDownloadError(
-                        f"SHA-256 mismatch for {url}: expected {expected}, but the server "
-                        f"announces {announced}. Nothing was downloaded or saved.{suffix}"
-                    )
-                if require_sha256 and not (expected or announced):
-                    raise WeightsDownloadError(
-                        f"The SHA-256 of {url} is not known: "
-                        + ("the server announced none" if header_sha256 else "none was given")
-                        + f", and a file that cannot be verified is not accepted. Nothing was "
-                        f"downloaded or saved.{suffix}"
-                    )
-                expected = expected or announced
-                length = response.headers.get("Content-Length")
-                size = int(length) if length and length.isdigit() else None
-                if not quiet:
-                    shown = f" ({size / 2**20:.1f} MiB)" if size else ""
-                    print(f"Downloading {url}{shown}", file=sys.stderr, flush=True)
-                show = not quiet and size and sys.stderr.isatty()
-                while True:
-                    chunk = response.read(CHUNK)
-                    if not chunk:
-                        break
-                    out.write(chunk)
-                    digest.update(chunk)
-                    received += len(chunk)
-                    if show:
-                        print(f"\r  {100 * received // size:3d}%", end="", file=sys.stderr)
-                if show:
-                    print(file=sys.stderr, flush=True)
+                expected = _sha256_to_check(
+                    url, expected, announced, header_sha256, require_sha256, suffix
+                )
+                size = _copy_body(url, response, out, received, quiet)
         except WeightsDownloadError:
             raise
         except (urllib.error.URLError, http.client.HTTPException, socket.timeout, OSError) as e:
             if isinstance(e, http.client.IncompleteRead):
-                received += len(e.partial)
+                received.bytes += len(e.partial)
             raise WeightsDownloadError(
                 f"Could not download {url}: {_describe(e)}"
-                + (f" after {received} bytes" if received else "")
+                + (f" after {received.bytes} bytes" if received.bytes else "")
                 + f". Nothing was saved.{suffix}"
             ) from None
-        if size is not None and received != size:
-            raise WeightsDownloadError(
-                f"Could not download {url}: the connection closed after {received} of "
-                f"{size} bytes. Nothing was saved.{suffix}"
-            )
-        actual = digest.hexdigest()
-        if expected is not None and actual != expected:
-            raise WeightsDownloadError(
-                f"SHA-256 mismatch for {url}: expected {expected}, got {actual} ({received} "
-                f"bytes). The file was discarded; nothing was saved.{suffix}"
-            )
+        actual = _check_received(url, received, size, expected, suffix)
         os.replace(partial, destination)
         partial = None
         return actual
@@ -180,3 +142,69 @@ def download(url, destination, sha256=None, timeout=TIMEOUT_S, quiet=False, hint
             os.close(fd)
         if partial is not None and os.path.exists(partial):
             os.remove(partial)
+
+
+class _Received:
+    """What has arrived of a body: its SHA-256 so far and its byte count (for error messages)."""
+
+    def __init__(self):
+        self.digest = hashlib.sha256()
+        self.bytes = 0
+
+    def add(self, chunk):
+        self.digest.update(chunk)
+        self.bytes += len(chunk)
+
+
+def _sha256_to_check(url, expected, announced, header_sha256, require_sha256, suffix):
+    """The SHA-256 the body must have (`expected`, else the announced one), before it is read."""
+    if announced and expected and announced != expected:
+        raise WeightsDownloadError(
+            f"SHA-256 mismatch for {url}: expected {expected}, but the server "
+            f"announces {announced}. Nothing was downloaded or saved.{suffix}"
+        )
+    if require_sha256 and not (expected or announced):
+        raise WeightsDownloadError(
+            f"The SHA-256 of {url} is not known: "
+            + ("the server announced none" if header_sha256 else "none was given")
+            + f", and a file that cannot be verified is not accepted. Nothing was "
+            f"downloaded or saved.{suffix}"
+        )
+    return expected or announced
+
+
+def _copy_body(url, response, out, received, quiet):
+    """Streams the body into `out` (progress on a terminal); returns the size it announced."""
+    length = response.headers.get("Content-Length")
+    size = int(length) if length and length.isdigit() else None
+    if not quiet:
+        shown = f" ({size / 2**20:.1f} MiB)" if size else ""
+        print(f"Downloading {url}{shown}", file=sys.stderr, flush=True)
+    show = not quiet and size and sys.stderr.isatty()
+    while True:
+        chunk = response.read(CHUNK)
+        if not chunk:
+            break
+        out.write(chunk)
+        received.add(chunk)
+        if show:
+            print(f"\r  {100 * received.bytes // size:3d}%", end="", file=sys.stderr)
+    if show:
+        print(file=sys.stderr, flush=True)
+    return size
+
+
+def _check_received(url, received, size, expected, suffix):
+    """The body's SHA-256, once every announced byte arrived and the hash is the expected one."""
+    if size is not None and received.bytes != size:
+        raise WeightsDownloadError(
+            f"Could not download {url}: the connection closed after {received.bytes} of "
+            f"{size} bytes. Nothing was saved.{suffix}"
+        )
+    actual = received.digest.hexdigest()
+    if expected is not None and actual != expected:
+        raise WeightsDownloadError(
+            f"SHA-256 mismatch for {url}: expected {expected}, got {actual} ({received.bytes} "
+            f"bytes). The file was discarded; nothing was saved.{suffix}"
+        )
+    return actual
