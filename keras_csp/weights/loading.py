@@ -312,37 +312,12 @@ def _fetch_imagenet(arch, model, base_url, quiet, weights_sha256=None):
                 hint=f"{_unknown_hash_hint(entry)}\n{hint}" if expected is None else hint,
             )
             verified = source or "the SHA-256 the hub announced for the file (X-Linked-Etag/ETag)"
-            state = read_checkpoint(raw)
-            loaded = False
-            if model is not None and _is_clean_reference(model, entry):
-                plan = plan_from_timm(model, state, ignore_classifier=False)
-                if not plan.errors():
-                    apply_plan(model, plan, f"{url}")
-                    reference, loaded = model, True
-            if not loaded:
-                # Late: the weights package (the CLI imports it on start) loads no Keras.
-                from keras_csp.models.builder import build_network
-
-                reference = build_network(arch, include_top=True, classes=entry.classes)
-                apply_plan(
-                    reference, plan_from_timm(reference, state, ignore_classifier=False), url
-                )
-            name = entry.cache_name(digest)
-            converted = os.path.join(work, name)
-            reference.save_weights(converted)
-            record = {
-                "file": name,
-                "sha256": sha256_of(converted),
+            reference, loaded = _converted(arch, model, entry, read_checkpoint(raw), url)
+            target = _cache(reference, entry, work, folder, {
                 "checkpoint_url": url,
                 "checkpoint_sha256": digest,
                 "checkpoint_verified_against": verified,
-            }
-            with open(_record_path(converted), "w", encoding="utf-8") as f:
-                json.dump(record, f, indent=2)
-            target = os.path.join(folder, name)
-            # The record first: a cache file without one is refused, a record alone is ignored.
-            os.replace(_record_path(converted), _record_path(target))
-            os.replace(converted, target)
+            })
         if not quiet:
             print(
                 f"Verified SHA-256 {digest} against {verified}; cached converted weights at "
@@ -353,6 +328,37 @@ def _fetch_imagenet(arch, model, base_url, quiet, weights_sha256=None):
         return target, loaded
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _converted(arch, model, entry, state, url):
+    """(network holding the timm `state`, whether it is `model`): `model` itself when it is the
+    clean full network, else a reference network built for the conversion."""
+    if model is not None and _is_clean_reference(model, entry):
+        plan = plan_from_timm(model, state, ignore_classifier=False)
+        if not plan.errors():
+            apply_plan(model, plan, f"{url}")
+            return model, True
+    # Late: the weights package (the CLI imports it on start) loads no Keras.
+    from keras_csp.models.builder import build_network
+
+    reference = build_network(arch, include_top=True, classes=entry.classes)
+    apply_plan(reference, plan_from_timm(reference, state, ignore_classifier=False), url)
+    return reference, False
+
+
+def _cache(reference, entry, work, folder, checkpoint):
+    """Saves the converted weights in `work`, with their record, then moves both into `folder`."""
+    name = entry.cache_name(checkpoint["checkpoint_sha256"])
+    converted = os.path.join(work, name)
+    reference.save_weights(converted)
+    record = {"file": name, "sha256": sha256_of(converted), **checkpoint}
+    with open(_record_path(converted), "w", encoding="utf-8") as f:
+        json.dump(record, f, indent=2)
+    target = os.path.join(folder, name)
+    # The record first: a cache file without one is refused, a record alone is ignored.
+    os.replace(_record_path(converted), _record_path(target))
+    os.replace(converted, target)
+    return target
 
 
 def load_imagenet(model, arch, include_top=True, classes=1000, base_url=None,
