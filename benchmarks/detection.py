@@ -250,53 +250,25 @@ def representative_images(split, count):
 # ------------------------------------------------------------------- evaluation of .tflite files
 
 
-def tflite_coco_map(path, split, score_threshold, iou_threshold, max_detections, limit=None,
+def tflite_coco_map(path, data_root, score_threshold, iou_threshold, max_detections,
                     num_threads=2):
-    """COCO `{"val_mAP", "val_mAP50", "images"}` of a detector `.tflite` on a detection split.
+    """COCO `{"val_mAP", "val_mAP50", "images"}` of a detector `.tflite` on the validation files.
 
-    The file runs through `keras_csp.lite.LiteModel` on the split's 0-255 images; its per-anchor
-    boxes and scores go through `keras_csp.lite.detections` (keras-cv's NMS: best class per
-    anchor, greedy suppression) with the Keras model's thresholds, and the same metric code as
-    training (`keras_csp.train.tasks.coco_map`) scores them against the split's boxes.
+    `keras_csp.coco_eval.evaluate_detector` (what `keras-csp evaluate det.tflite --data val.json`
+    runs: `keras_csp.lite.LiteModel` on the JPEGs, `keras_csp.lite.detections` for keras-cv's NMS
+    with the given thresholds, and keras-cv's BoxCOCOMetrics rewritten on pycocotools, tested to
+    give training's numbers) on `val.json` and `val/` of the work folder. The file runs through a
+    function so that the peer's file, whose outputs have no signature names, is read too.
     """
-    import keras_cv
-    import numpy as np
-
-    from keras_csp import lite
-    from keras_csp.train.tasks import coco_map
+    from keras_csp import coco_eval, lite
 
     model = lite.LiteModel(path, num_threads=num_threads)
-    fmt = split.bounding_box_format
-    seen = [0]
-
-    def pairs():
-        for batch in split.as_dataset(16, shuffle=False, normalize=False):
-            images = batch["images"].numpy()
-            if limit is not None:
-                images = images[: max(0, limit - seen[0])]
-                if not len(images):
-                    return
-            seen[0] += len(images)
-            outputs = _named_outputs(model(images))
-            found = [
-                lite.detections(outputs, i, score_threshold, iou_threshold, max_detections)
-                for i in range(len(images))
-            ]
-            boxes = -np.ones((len(images), max_detections, 4), "float32")
-            classes = -np.ones((len(images), max_detections), "float32")
-            scores = -np.ones((len(images), max_detections), "float32")
-            for i, dets in enumerate(found):
-                for j, (x1, y1, x2, y2, score, cls) in enumerate(dets):
-                    boxes[i, j], classes[i, j], scores[i, j] = (x1, y1, x2, y2), cls, score
-            y_true = {k: v[: len(images)] for k, v in batch["bounding_boxes"].items()}
-            y_true["boxes"] = keras_cv.bounding_box.convert_format(
-                y_true["boxes"], source=fmt, target="xyxy", images=images
-            )
-            yield y_true, {"boxes": boxes, "classes": classes, "confidence": scores}
-
-    result = coco_map(pairs(), "xyxy")
-    result["images"] = seen[0]
-    return result
+    result = coco_eval.evaluate_detector(
+        lambda images: _named_outputs(model(images)), str(data_root / "val.json"),
+        str(data_root / "val"), score_threshold=score_threshold, iou_threshold=iou_threshold,
+        max_detections=max_detections, input_size=model.input_size,
+    )
+    return {"val_mAP": result["mAP"], "val_mAP50": result["mAP50"], "images": result["count"]}
 
 
 def _named_outputs(outputs):
@@ -421,8 +393,8 @@ def run_row(row, args):
             entry = {"path": str(path), "size_bytes": size}
             if mode in args.evaluate:
                 entry.update(tflite_coco_map(
-                    str(path), full, nms["confidence_threshold"], nms["iou_threshold"],
-                    nms["max_detections"]))
+                    str(path), work / "data", nms["confidence_threshold"],
+                    nms["iou_threshold"], nms["max_detections"]))
             record["tflite"][mode] = entry
         except Exception as e:  # a row still reports what worked
             record["errors"][f"tflite-{mode}"] = f"{type(e).__name__}: {str(e)[:300]}"

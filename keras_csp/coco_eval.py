@@ -15,7 +15,8 @@ The steps are training's validation, step by step:
 - each image is letterboxed to the model's input as `coco_detection` does (longer side resized,
   bottom/right padded with zeros), its boxes scaled with it;
 - boxes are suppressed as keras-cv's `NonMaxSuppression` does in `CSPDetector.predict`, with
-  CSPDetector's defaults (score > 0.2, IoU 0.5, 100 boxes; `keras_csp.lite.detections`);
+  CSPDetector's IoU 0.5 and 100 boxes but COCO's score threshold 0.001 (as training's validation;
+  `keras_csp.lite.detections`);
 - the metric is `coco_metrics`, keras-cv's `BoxCOCOMetrics` (the training's `val_mAP`) rewritten
   on pycocotools without TensorFlow, quirks included (tested to give the same numbers).
 """
@@ -29,9 +30,13 @@ from keras_csp import lite
 from keras_csp.images import letterbox  # noqa: F401  (coco_eval.letterbox: public before)
 from keras_csp.lite.coco import read_coco
 
-# CSPDetector's non-max suppression defaults (confidence_threshold, iou_threshold, max_detections):
-# the settings of the validation mAP that training reports.
-DEFAULT_SCORE_THRESHOLD = 0.2
+# COCO's evaluation protocol keeps every box scored above 0.001, so that mAP ranks all of a
+# model's boxes. A deployment threshold (CSPDetector's 0.2) would score only confident boxes and,
+# through keras-cv's quirk of evaluating only images with at least one box, reward a model for
+# finding nothing in the hard images. Training's validation (`keras_csp.train.tasks`) uses it too.
+COCO_SCORE_THRESHOLD = 0.001
+# The other two are CSPDetector's non-max suppression defaults (iou_threshold, max_detections).
+DEFAULT_SCORE_THRESHOLD = COCO_SCORE_THRESHOLD
 DEFAULT_IOU_THRESHOLD = 0.5
 DEFAULT_MAX_DETECTIONS = 100
 

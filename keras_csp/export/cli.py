@@ -99,8 +99,8 @@ def _add_evaluate(subparsers):
     v.add_argument("--images-dir", default=None,
                    help="detectors: the folder of the JSON's images (default: the JSON's folder)")
     v.add_argument("--score-threshold", type=float, default=None,
-                   help="detectors: non-max suppression's smallest score (default 0.2, "
-                   "CSPDetector's, as training's validation mAP)")
+                   help="detectors: non-max suppression's smallest score (default 0.001, "
+                   "COCO's protocol, as training's validation mAP)")
     v.add_argument("--iou-threshold", type=float, default=None,
                    help="detectors: non-max suppression's IoU (default 0.5)")
     v.add_argument("--clip-boxes", action="store_true",
