@@ -209,32 +209,16 @@ def load_data(args, monitor=False):
     )
 
 
-def keras_coco_map(model, split, confidence_threshold=None):
-    """`{"val_mAP", "val_mAP50"}` of a trained Keras detector on a split: the trainer's own
-    evaluation (`DetectionTask.evaluate`: `decode_predictions` with the model's NMS, then
-    `coco_map`), on the whole split; `confidence_threshold` replaces the NMS's (COCO protocol:
-    0.001, so that a model's ranking is scored, not its calibration at one threshold)."""
-    import keras_cv
-    import tensorflow as tf
+def keras_coco_map(model, split, confidence_threshold):
+    """`{"val_mAP", "val_mAP50"}` of a trained Keras detector on a whole split: training's own
+    validation (`keras_csp.train.tasks.evaluate_detections`: the model's suppression at COCO's
+    score threshold, keras-cv's BoxCOCOMetrics)."""
+    from keras_csp.train.tasks import evaluate_detections
 
-    from keras_csp.train.tasks import coco_map
-
-    if confidence_threshold is not None:
-        nms = model.prediction_decoder
-        model.prediction_decoder = keras_cv.layers.NonMaxSuppression(
-            bounding_box_format=nms.bounding_box_format, from_logits=nms.from_logits,
-            iou_threshold=nms.iou_threshold, confidence_threshold=confidence_threshold,
-            max_detections=nms.max_detections)
-
-    @tf.function
-    def predict(images):
-        return model.decode_predictions(model(images, training=False), images)
-
-    def pairs():
-        for batch in split.as_dataset(16, shuffle=False, normalize=True):
-            yield batch["bounding_boxes"], predict(batch["images"])
-
-    return coco_map(pairs(), split.bounding_box_format)
+    return evaluate_detections(
+        model, split.as_dataset(16, shuffle=False, normalize=True), split.bounding_box_format,
+        confidence_threshold=confidence_threshold,
+    )
 
 
 def representative_images(split, count):

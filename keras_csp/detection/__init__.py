@@ -1,7 +1,8 @@
 """Object detection with CSP backbones: `CSPDetector` (paper Sec. 4.4, Table 2 and Table 4)."""
 
 from keras_csp.detection.boxes import anchor_points, decode_distances, sanitize_boxes
-from keras_csp.detection.detector import BOX_FORMATS, CSPDetector
+from keras_csp.detection.arguments import BOX_FORMATS
+from keras_csp.detection.detector import CSPDetector
 from keras_csp.detection.head import yolo_head
 
 

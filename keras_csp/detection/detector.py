@@ -7,14 +7,23 @@ box formats and conversion (`keras_cv.bounding_box`), the task-aligned label ass
 `keras_cv.layers.NonMaxSuppression`.
 """
 
-import copy
-import dataclasses
 import warnings
 
 import keras
 import keras_cv
 from keras import ops
 
+from keras_csp.detection.arguments import (
+    check_arguments,
+    check_input_shape,
+    check_num_classes,
+)
+from keras_csp.detection.backbone import (
+    backbone_features,
+    check_levels,
+    config_to_dict,
+    resolve_backbone,
+)
 from keras_csp.detection.boxes import (
     anchor_points,
     check_image_size,
@@ -24,16 +33,9 @@ from keras_csp.detection.boxes import (
     sanitize_boxes,
 )
 from keras_csp.detection.head import yolo_head
-from keras_csp.layers.attention import check_attention
-from keras_csp.layers.conv import ACTIVATIONS
-from keras_csp.models import config as model_config
-from keras_csp.models.factory import build_model
-from keras_csp.necks import NECK_LEVELS, get_neck
-from keras_csp.necks.common import level_widths
+from keras_csp.detection.loss import assigned_loss_terms
+from keras_csp.necks import get_neck
 
-BOX_FORMATS = (
-    "xyxy", "yxyx", "xywh", "center_xywh", "center_yxhw", "rel_xyxy", "rel_yxyx", "rel_xywh",
-)
 BOX_LOSSES = ("ciou", "giou")
 
 # Widths of the neck's and the head's P3, P4, P5 levels, sized so that EFM (SAM) on CSPPeleeNet at
@@ -54,172 +56,6 @@ LOSS_DEFAULTS = {
     "assigner_alpha": 0.5,
     "assigner_beta": 6.0,
 }
-
-
-def _check_num_classes(num_classes):
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(f"num_classes={num_classes!r} is not allowed; allowed: an integer >= 1.")
-
-
-def _check_unit_interval(value, what):
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not ok or not 0.0 <= value <= 1.0:
-        raise ValueError(f"{what}={value!r} is not allowed; allowed: a number in [0, 1].")
-
-
-def _check_input_shape(input_shape):
-    if input_shape is None:
-        return (None, None, 3)
-    shape = tuple(input_shape)
-    if len(shape) != 3 or shape[-1] is None or shape[-1] < 1:
-        raise ValueError(
-            f"input_shape={input_shape!r} is not allowed; allowed: (height, width, channels) with "
-            "a positive channel count."
-        )
-    check_image_size(shape[0], shape[1], what=f"input_shape={input_shape!r}")
-    return shape
-
-
-# A `ModelConfig` goes into the `.keras` config as nested, tagged dicts; tuples come back as tuples.
-def _config_to_dict(value):
-    if dataclasses.is_dataclass(value):
-        fields = {
-            f.name: _config_to_dict(getattr(value, f.name)) for f in dataclasses.fields(value)
-        }
-        return {"dataclass": type(value).__name__, "fields": fields}
-    if isinstance(value, (tuple, list)):
-        return [_config_to_dict(v) for v in value]
-    return value
-
-
-def _config_from_dict(value):
-    if isinstance(value, dict) and "dataclass" in value:
-        cls = getattr(model_config, value["dataclass"], None)
-        if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
-            raise ValueError(f"backbone config names an unknown class {value['dataclass']!r}.")
-        return cls(**{k: _config_from_dict(v) for k, v in value["fields"].items()})
-    if isinstance(value, list):
-        return tuple(_config_from_dict(v) for v in value)
-    return value
-
-
-def _check_backbone_model(model):
-    """A built backbone must output the pyramid dict of a `include_top=False` builder."""
-    outputs = model.output
-    levels = isinstance(outputs, dict) and outputs and all(
-        isinstance(k, str) and k[:1] == "P" and k[1:].isdigit() for k in outputs
-    )
-    if not levels:
-        raise ValueError(
-            f"backbone=<keras.Model {model.name!r}> is not allowed: its output is not a pyramid "
-            "dict; allowed: a keras_csp builder's model with include_top=False and no pooling "
-            "(output {'P1': ..., 'P5': ...}), an architecture name, or a ModelConfig."
-        )
-
-
-def _backbone_features(images, backbone, input_shape, part_ratio, fusion, weights):
-    """The backbone's layers rebuilt on `images` under `backbone.*` names; returns its pyramid dict.
-
-    A name or `ModelConfig` is built by the package's builder (so every check of `build_model`
-    applies and `weights` load as they would for the classifier); a built model is taken as it is,
-    with its weights. Either is cloned layer by layer onto the detector's input with a `backbone.`
-    prefix: one flat graph, and a profile with a backbone part.
-    """
-    if isinstance(backbone, keras.Model):
-        model, weights = backbone, True  # a built model brings its weights
-    else:
-        model = build_model(
-            backbone,
-            include_top=False,
-            weights=weights,
-            input_shape=input_shape,
-            part_ratio=part_ratio,
-            fusion=fusion,
-        )
-
-    def prefixed(layer):
-        config = layer.get_config()
-        config["name"] = f"backbone.{layer.name}"
-        return layer.__class__.from_config(config)
-
-    clone = keras.models.clone_model(model, input_tensors=images, clone_function=prefixed)
-    if weights is not None:
-        for layer in model.layers:
-            if layer.weights:
-                clone.get_layer(f"backbone.{layer.name}").set_weights(layer.get_weights())
-    return clone.output
-
-
-def _check_arguments(attention, bounding_box_format, activation, box_bins, confidence_threshold,
-                     iou_threshold, max_detections, neck_filters, head_filters):
-    """The detector's other arguments (the neck is checked by `get_neck`, the backbone and input
-    shape by their own functions)."""
-    check_attention(attention)
-    if bounding_box_format not in BOX_FORMATS:
-        raise ValueError(
-            f"bounding_box_format={bounding_box_format!r} is not allowed; allowed: "
-            f"{', '.join(repr(f) for f in BOX_FORMATS)}."
-        )
-    if activation not in ACTIVATIONS:
-        raise ValueError(
-            f"activation={activation!r} is not allowed; allowed: {', '.join(ACTIVATIONS)}."
-        )
-    if isinstance(box_bins, bool) or not isinstance(box_bins, int) or box_bins < 2:
-        raise ValueError(f"box_bins={box_bins!r} is not allowed; allowed: an integer >= 2.")
-    _check_unit_interval(confidence_threshold, "confidence_threshold")
-    _check_unit_interval(iou_threshold, "iou_threshold")
-    if isinstance(max_detections, bool) or not isinstance(max_detections, int) or (
-        max_detections < 1
-    ):
-        raise ValueError(
-            f"max_detections={max_detections!r} is not allowed; allowed: an integer >= 1."
-        )
-    level_widths(neck_filters, "CSPDetector", "neck_filters")
-    level_widths(head_filters, "CSPDetector", "head_filters")
-
-
-def _resolve_backbone(backbone, backbone_weights):
-    """`(backbone, serialized)`: a name, `ModelConfig` or built model, checked; a saved config's
-    dict comes back as what it describes, and `serialized` keeps a built backbone's dict as saved."""
-    serialized = None
-    if isinstance(backbone, dict) and "class_name" in backbone:
-        # A built backbone in a saved config (the layers only; the detector's file holds the
-        # weights). Deserialized under the caller's safe mode, as any Keras object
-        # (of a copy: deserializing empties the dict it reads).
-        serialized = backbone
-        backbone = keras.saving.deserialize_keras_object(copy.deepcopy(backbone))
-    elif isinstance(backbone, dict):
-        backbone = _config_from_dict(backbone)
-    if isinstance(backbone, keras.Model):
-        _check_backbone_model(backbone)
-        if backbone_weights is not None:
-            raise ValueError(
-                f"backbone_weights={backbone_weights!r} is not allowed with a built backbone; "
-                "allowed: None (load the weights into the backbone model instead)."
-            )
-    elif not isinstance(backbone, (str, model_config.ModelConfig)):
-        raise ValueError(
-            f"backbone={backbone!r} is not allowed; allowed: an architecture name "
-            f"({', '.join(sorted(model_config.MODEL_CONFIGS))}), a ModelConfig, or a built "
-            "backbone model (include_top=False)."
-        )
-    return backbone, serialized
-
-
-def _check_levels(features, backbone, neck):
-    """The backbone must give every pyramid level the neck reads."""
-    need = [f"P{k}" for k in NECK_LEVELS[neck]]
-    missing = [k for k in need if k not in features]
-    if missing:
-        described = (
-            backbone if isinstance(backbone, str)
-            else f"<keras.Model {backbone.name!r}>" if isinstance(backbone, keras.Model)
-            else "ModelConfig"
-        )
-        raise ValueError(
-            f"backbone={described!r} gives "
-            f"levels {sorted(features, key=lambda k: int(k[1:]))}; neck={neck!r} needs {need}."
-        )
 
 
 class _Once:
@@ -304,19 +140,19 @@ class CSPDetector(keras.Model):
         name="csp_detector",
         **kwargs,
     ):
-        _check_num_classes(num_classes)
+        check_num_classes(num_classes)
         neck_fn = get_neck(neck)
         neck = str(neck).lower()
-        _check_arguments(
+        check_arguments(
             attention, bounding_box_format, activation, box_bins,
             confidence_threshold, iou_threshold, max_detections, neck_filters, head_filters,
         )
-        backbone, serialized = _resolve_backbone(backbone, backbone_weights)
-        shape = _check_input_shape(input_shape)
+        backbone, serialized = resolve_backbone(backbone, backbone_weights)
+        shape = check_input_shape(input_shape)
 
         images = keras.Input(shape=shape, name="images")
-        features = _backbone_features(images, backbone, shape, part_ratio, fusion, backbone_weights)
-        _check_levels(features, backbone, neck)
+        features = backbone_features(images, backbone, shape, part_ratio, fusion, backbone_weights)
+        check_levels(features, backbone, neck)
         fused = neck_fn(
             features, filters=neck_filters, attention=attention, activation=activation, name="neck"
         )
@@ -386,7 +222,7 @@ class CSPDetector(keras.Model):
         backbone = self.backbone_spec
         return {
             "backbone": (
-                backbone if isinstance(backbone, (str, dict)) else _config_to_dict(backbone)
+                backbone if isinstance(backbone, (str, dict)) else config_to_dict(backbone)
             ),
             "num_classes": self.num_classes,
             "neck": self.neck,
@@ -583,63 +419,18 @@ class CSPDetector(keras.Model):
         )
         self._report_bad_boxes(num_clipped, num_dropped)
 
-        target_boxes, target_scores, _ = self._label_encoder(
-            ops.sigmoid(class_logits),
-            ops.stop_gradient(pred_boxes),
-            centers,
-            gt_classes,
-            gt_boxes,
-            valid[..., None],
+        terms = assigned_loss_terms(
+            self.box_loss, self._label_encoder, box_logits, class_logits, pred_boxes, centers,
+            strides, gt_boxes, gt_classes, valid, self.box_bins, bool(self.dfl_loss_weight),
         )
-        # keras-cv's foreground mask marks every position; a position is foreground when the
-        # assigner gave it a score. Background rows get a fixed dummy box on both sides: a zero
-        # weight alone would still let NaN from the padded -1 targets into the sum.
-        weights = ops.sum(target_scores, axis=-1)
-        foreground = (weights > 0)[..., None]
-        normalizer = ops.maximum(ops.sum(target_scores), 1.0)
-        dummy = ops.convert_to_tensor([0.0, 0.0, 1.0, 1.0])
-        box_loss = self.box_loss(
-            ops.where(foreground, target_boxes, dummy),
-            ops.where(foreground, pred_boxes, dummy),
-            sample_weight=weights / normalizer,
-        )
-        class_loss = ops.sum(
-            ops.binary_crossentropy(target_scores, class_logits, from_logits=True)
-        ) / normalizer
-        self._box_loss_tracker.update_state(box_loss)
-        self._class_loss_tracker.update_state(class_loss)
-        total = self.box_loss_weight * box_loss + self.classification_loss_weight * class_loss
-        if self.dfl_loss_weight:
-            dfl_loss = self._dfl_loss(
-                box_logits, target_boxes, centers, strides, foreground, weights
-            ) / normalizer
-            total = total + self.dfl_loss_weight * dfl_loss
+        self._box_loss_tracker.update_state(terms["box"])
+        self._class_loss_tracker.update_state(terms["class"])
+        total = self.box_loss_weight * terms["box"] + self.classification_loss_weight * terms["class"]
+        if terms["dfl"] is not None:
+            total = total + self.dfl_loss_weight * terms["dfl"]
         if self.losses:
             total = total + ops.sum(self.losses)
         return total
-
-    def _dfl_loss(self, box_logits, target_boxes, centers, strides, foreground, weights):
-        """YOLOv8's distribution focal loss, summed over positions with the assigner's weights.
-
-        Each edge distance of an assigned box, in strides, lies between two bins; the target puts
-        weight 1 - d on the nearer-left bin and d on the next (a "two-hot" vector), and the loss is
-        the cross-entropy of the edge's bin logits against it, averaged over the four edges. It
-        gives the bins a direct signal from the first step, where the IoU loss alone moves their
-        expectation only.
-        """
-        shape = ops.shape(box_logits)
-        logits = ops.reshape(
-            ops.cast(box_logits, "float32"), (shape[0], shape[1], 4, self.box_bins)
-        )
-        edges = ops.concatenate(
-            [centers - target_boxes[..., :2], target_boxes[..., 2:] - centers], axis=-1
-        )
-        edges = ops.where(foreground, edges / strides[:, None], 0.0)
-        edges = ops.clip(edges, 0.0, self.box_bins - 1.01)
-        bins = ops.arange(self.box_bins, dtype="float32")
-        two_hot = ops.maximum(0.0, 1.0 - ops.abs(bins - edges[..., None]))
-        cross_entropy = -ops.sum(two_hot * ops.log_softmax(logits, axis=-1), axis=-1)
-        return ops.sum(ops.mean(cross_entropy, axis=-1) * weights)
 
     def _report_bad_boxes(self, num_clipped, num_dropped):
         self._clipped_tracker.update_state(num_clipped)

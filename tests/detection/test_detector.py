@@ -153,7 +153,8 @@ def test_round_trip_of_a_named_backbone_with_another_neck(tmp_path):
 
 @pytest.mark.parametrize("name", ["cspdarknet53", "csppeleenet"])
 def test_a_model_config_backbone_survives_the_json_config(name):
-    from keras_csp.detection.detector import _config_from_dict, _config_to_dict
+    from keras_csp.detection.backbone import config_from_dict as _config_from_dict
+    from keras_csp.detection.backbone import config_to_dict as _config_to_dict
 
     if name not in MODEL_CONFIGS:
         pytest.skip(f"{name} not in this build")
