@@ -147,7 +147,7 @@ def test_detection_targets_and_table_on_made_up_rows(tmp_path):
     assert verdicts["EFM(SAM) beats FPN and GFM in mAP50 per BFLOP"][0] == "yes"
     text = detection.table(result)
     assert text.count("\n") == len(result["rows"]) + 1
-    assert "| efm-sam | csppeleenet | EFM(SAM) | dfl | 0.200 | 0.400 |" in text
+    assert "| efm-sam | csppeleenet | EFM(SAM) | defaults | 0.200 | 0.400 |" in text
     assert "4.00 (1.00)" in text and "5.00 (1.25)" in text  # int8 ms and the ratio to efm-sam
     detection.plot(result, tmp_path / "detection.png")
     assert (tmp_path / "detection.png").stat().st_size > 0

@@ -293,7 +293,7 @@ def test_efm_sam_csppeleenet_at_416_is_near_the_papers_size():
 def test_loss_and_assigner_options_are_checked_and_kept_in_the_compile_config():
     model = small_detector()
     model.compile()
-    assert model.get_compile_config()["dfl_loss_weight"] == 0.0  # DFL is off by default
+    assert model.get_compile_config()["dfl_loss_weight"] == 1.5  # YOLOv8's DFL by default
     model.compile(dfl_loss_weight=1.5, assigner_top_k=5, assigner_alpha=1.0, assigner_beta=4.0)
     config = model.get_compile_config()
     assert (config["dfl_loss_weight"], config["assigner_top_k"]) == (1.5, 5)

@@ -16,6 +16,11 @@ def test_defaults_and_derived_values():
     cfg = TrainConfig()
     assert cfg.task == "classification" and cfg.strategy == "default"
     assert cfg.resolved_learning_rate() == pytest.approx(0.1 * 64 / 256)
+    detection = TrainConfig(task="detection", batch_size=32)
+    assert detection.resolved_learning_rate() == pytest.approx(0.04)  # 0.02 per 16 images
+    assert TrainConfig(task="detection", optimizer="adamw").resolved_learning_rate() == (
+        pytest.approx(1e-3 * 64 / 256)
+    )
     assert cfg.resolved_weight_decay() == 5e-4
     assert TrainConfig(optimizer="adamw").resolved_weight_decay() == 0.05
     assert cfg.resolved_augment() == "classification"
