@@ -26,12 +26,14 @@ import json
 import os
 import re
 import sys
-import tempfile
 import time
 import zipfile
 import zlib
+from pathlib import Path
 
 import numpy as np
+
+from keras_csp import files
 
 CHECKPOINT_DIR = "checkpoints"
 LOG_DIR = "logs"
@@ -71,60 +73,45 @@ def _fsync_dir(path):
         os.close(fd)
 
 
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def atomic_write(path, data):
     """Writes bytes (or str) to `path` so that readers only ever see a complete file."""
     if isinstance(data, str):
         data = data.encode("utf-8")
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path), dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 -> what open() would have given
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(folder)
+    atomic_save(path, lambda tmp: Path(tmp).write_bytes(data))
 
 
 def atomic_save(path, save):
-    """Runs `save(tmp_path)` on a temporary file next to `path`, then renames it to `path`.
+    """Runs `save(tmp_path)` on a temporary file next to `path`, then renames it to `path`
+    (`keras_csp.files.atomic_file`: open()'s permissions, nothing left on errors or SIGTERM), and
+    syncs the folder so that the rename survives a power cut.
 
     The temporary name keeps `path`'s suffix (Keras wants `.keras` / `.weights.h5`).
     """
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     base = os.path.basename(path)
-    tmp = os.path.join(folder, f".tmp-{os.getpid()}-{base}")
-    try:
-        save(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    ending = ".weights.h5" if base.endswith(".weights.h5") else os.path.splitext(base)[1]
+    with files.atomic_file(path, suffix=f".partial{ending}") as tmp:
+        save(str(tmp))
     _fsync_dir(folder)
 
 
 # --- the run folder -------------------------------------------------------------------------------
 
 
+# A write cut short by a kill leaves `keras_csp.files`' temporary name (".NAME.1a2b3c4d.partial"
+# plus NAME's suffix), or ".tmp-...NAME" from versions before it.
+_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.[0-9a-f]{8}\.partial(\.[\w.]+)?$")
+
+
 def _temporary(name):
     """True for the temporary name of one of the package's files (a write cut short by a kill)."""
-    if not name.startswith(".tmp-"):
+    found = _TEMPORARY.match(name)
+    if found:
+        name = found.group("name")
+    elif name.startswith(".tmp-"):
+        name = name[len(".tmp-"):]
+    else:
         return False
     return bool(re.search(r"ckpt-\d{4}-\d{6}\.npz$", name)) or name.endswith(
         (*RUN_FILES, MARKER)
