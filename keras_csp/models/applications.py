@@ -4,6 +4,7 @@ Each is a thin call of `build_model` with the architecture's name; what the arch
 `models/config.py`.
 """
 
+from keras_csp.images import DEFAULT_CROP_FRACTION
 from keras_csp.models.factory import build_model
 
 _ARGS = """
@@ -35,7 +36,7 @@ _CSP_ARGS = """
 
 
 def _doc(summary, csp=True, size=256):
-    crop = " (crop 0.887)" if size == 256 else ""
+    crop = f" (crop {DEFAULT_CROP_FRACTION})" if size == 256 else ""
     args = _ARGS.replace("{size}x{size}{crop}", f"{size}x{size}{crop}")
     if size != 256:
         args = args.replace('"P2"|"P1"', '"P2"')

@@ -20,6 +20,8 @@ import os
 import re
 from typing import Optional
 
+from keras_csp.images import DEFAULT_CROP_FRACTION
+
 WEIGHTS_URL_ENV = "KERAS_CSP_WEIGHTS_URL"
 WEIGHTS_SHA256_ENV = "KERAS_CSP_WEIGHTS_SHA256"
 DEFAULT_BASE_URL = "https://huggingface.co/timm"
@@ -48,7 +50,7 @@ class ImageNetWeights:
     sha256: Optional[str]
     top1: float
     input_size: int = 256
-    crop_pct: float = 0.887
+    crop_pct: float = DEFAULT_CROP_FRACTION
     interpolation: str = "bilinear"
     classes: int = 1000
     filename: str = "model.safetensors"
