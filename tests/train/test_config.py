@@ -94,3 +94,11 @@ def test_bad_yaml_files(tmp_path):
     with pytest.raises(ValueError, match="mapping"):
         load_config(str(bad))
 
+
+
+def test_the_necks_the_cli_offers_are_the_necks_there_are():
+    # train/config.py lists them itself so that `keras-csp train --help` needs no Keras import.
+    from keras_csp import necks
+    from keras_csp.train import config
+
+    assert set(config.NECKS) == set(necks.NECKS)
