@@ -147,3 +147,23 @@ def test_runtime_reaches_no_tensorflow_module(module):
         todo.extend(t for t in GRAPH[current] if layer_of(t) < ENTRY_POINT)
     heavy = sorted(m for m in seen if layer_of(m) > 1)
     assert not heavy, f"{module} reaches {heavy}"
+
+
+# Size limits (issue 18): a module holds one idea, a function fits in one's head. Data (model
+# configs, tables) may go over if a comment at the exception says why; none does today.
+MAX_MODULE_LINES, MAX_FUNCTION_LINES = 500, 80
+
+
+def test_modules_and_functions_stay_small():
+    too_long = []
+    for module, path in MODULES.items():
+        source = path.read_text()
+        lines = source.count("\n")
+        if lines > MAX_MODULE_LINES:
+            too_long.append(f"{module}: {lines} lines")
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                length = node.end_lineno - node.lineno + 1
+                if length > MAX_FUNCTION_LINES:
+                    too_long.append(f"{module}.{node.name} (line {node.lineno}): {length} lines")
+    assert not too_long, "over the size limits:\n" + "\n".join(too_long)
