@@ -533,6 +533,8 @@ def plot(result, path):
 
 
 def parse(argv=None):
+    from keras_csp.coco_eval import COCO_SCORE_THRESHOLD  # TF-free, so --help stays quick
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", default=None, help=f"comma-separated, of {', '.join(ROWS)}")
     parser.add_argument("--epochs", type=int, default=6)
@@ -561,7 +563,7 @@ def parse(argv=None):
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
     parser.add_argument("--workdir", default=None, help="default: OUT/detection_work")
     parser.add_argument("--quick", action="store_true", help="smoke test: seconds, tiny rows")
-    parser.add_argument("--eval-confidence", type=float, default=0.001,
+    parser.add_argument("--eval-confidence", type=float, default=COCO_SCORE_THRESHOLD,
                         help="NMS confidence threshold of every mAP (COCO protocol: 0.001)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a training option of the CSP rows (fit_detector keyword, "

@@ -35,8 +35,7 @@ from keras_csp.lite.coco import read_coco
 # through keras-cv's quirk of evaluating only images with at least one box, reward a model for
 # finding nothing in the hard images. Training's validation (`keras_csp.train.tasks`) uses it too.
 COCO_SCORE_THRESHOLD = 0.001
-# The other two are CSPDetector's non-max suppression defaults (iou_threshold, max_detections).
-DEFAULT_SCORE_THRESHOLD = COCO_SCORE_THRESHOLD
+# CSPDetector's non-max suppression defaults (iou_threshold, max_detections).
 DEFAULT_IOU_THRESHOLD = 0.5
 DEFAULT_MAX_DETECTIONS = 100
 
@@ -102,7 +101,7 @@ def evaluate_detector(
     annotations,
     images_dir,
     *,
-    score_threshold=DEFAULT_SCORE_THRESHOLD,
+    score_threshold=COCO_SCORE_THRESHOLD,
     iou_threshold=DEFAULT_IOU_THRESHOLD,
     max_detections=DEFAULT_MAX_DETECTIONS,
     batch_size=16,
