@@ -4,14 +4,18 @@
     model = lite.LiteModel("det.tflite")
     coco_eval.evaluate_detector(model, "val.json", "val/")     # {"mAP", "mAP50", "count", ...}
 
-`keras-csp evaluate det.tflite --data val.json --images-dir val/` runs this. The Keras model is
+`keras-csp evaluate det.tflite --data val.json --images-dir val/` runs this; `--data data.yaml`
+(YOLO, its `val` split) and `--data VOC_ROOT` (its `val` image set) too: `read_detection_set`
+reads any of the three into one shape. The Keras model is
 measured the same way by `keras_csp.export.accuracy.evaluate_keras_detector`, so the two numbers
 differ by conversion and quantization alone.
 
 The steps are training's validation, step by step:
 
-- the annotation file is read and checked by `keras_csp.lite.coco.read_coco` (the reader of
-  `coco_detection` too); classes are the category ids in sorted order;
+- the annotations are read and checked by `keras_csp.lite.coco.read_coco`, `lite.yolo.read_yolo`
+  or `lite.voc.read_voc` (the readers of `coco_detection`, `yolo_detection`, `voc_detection`);
+  classes are the category ids in sorted order; VOC's `difficult` objects are ignored (COCO's
+  crowd flag: neither a miss nor, when found, a false positive);
 - each image is letterboxed to the model's input as `coco_detection` does (longer side resized,
   bottom/right padded with zeros), its boxes scaled with it;
 - boxes are suppressed as keras-cv's `NonMaxSuppression` does in `CSPDetector.predict`, with
@@ -23,12 +27,19 @@ The steps are training's validation, step by step:
 
 import contextlib
 import io
+import os
+from typing import NamedTuple
 
 import numpy as np
 
 from keras_csp import lite
 from keras_csp.images import letterbox  # noqa: F401  (coco_eval.letterbox: public before)
 from keras_csp.lite.coco import read_coco
+from keras_csp.lite.voc import read_voc
+from keras_csp.lite.yolo import read_yolo
+
+# The detection data formats, and how a path names one when no format is given.
+DATA_FORMATS = ("coco", "yolo", "voc")
 
 # COCO's evaluation protocol keeps every box scored above 0.001, so that mAP ranks all of a
 # model's boxes. A deployment threshold (CSPDetector's 0.2) would score only confident boxes and,
@@ -44,7 +55,9 @@ def coco_metrics(ground_truth, detections):
     """`{"mAP", "mAP50"}` of per-image detections, as keras-cv's `BoxCOCOMetrics` computes them.
 
     Args:
-        ground_truth: per image, `(boxes (n, 4) xyxy, classes (n,))`.
+        ground_truth: per image, `(boxes (n, 4) xyxy, classes (n,))`, or `(boxes, classes,
+            ignore (n,) flags)`: an ignored box (VOC's difficult) is given to pycocotools as a
+            crowd box, which a detection may match without counting as found or false.
         detections: per image, a list of `(x1, y1, x2, y2, score, class)`.
 
     keras-cv's conventions, kept so the numbers equal training's: class indices are the category
@@ -61,13 +74,17 @@ def coco_metrics(ground_truth, detections):
             "allowed: one entry per image in both."
         )
     images, annotations, predictions = [], [], []
-    for image_id, ((boxes, classes), found) in enumerate(zip(ground_truth, detections), 1):
+    for image_id, (truth, found) in enumerate(zip(ground_truth, detections), 1):
         images.append({"id": image_id})
-        for (x1, y1, x2, y2), c in zip(np.asarray(boxes, np.float64).reshape(-1, 4), classes):
+        boxes, classes = truth[0], truth[1]
+        ignore = truth[2] if len(truth) > 2 else [False] * len(classes)
+        for (x1, y1, x2, y2), c, crowd in zip(
+            np.asarray(boxes, np.float64).reshape(-1, 4), classes, ignore
+        ):
             w, h = x2 - x1, y2 - y1
             annotations.append({
                 "id": len(annotations) + 1, "image_id": image_id, "category_id": int(c),
-                "iscrowd": 0, "bbox": [x1, y1, w, h], "area": w * h,
+                "iscrowd": int(bool(crowd)), "bbox": [x1, y1, w, h], "area": w * h,
             })
         for x1, y1, x2, y2, score, c in found:
             w, h = x2 - x1, y2 - y1
@@ -96,11 +113,83 @@ def coco_metrics(ground_truth, detections):
     return {"mAP": max(float(stats[0]), 0.0), "mAP50": max(float(stats[1]), 0.0)}
 
 
+class DetectionSet(NamedTuple):
+    """One split of a detection data set, as evaluation reads it (`read_detection_set`).
+
+    `categories` is `{category id: name}` (a model's class index is the rank of the id, as in
+    training); `records` a list of `(image path, boxes [[x1, y1, x2, y2] pixels], category ids,
+    ignore flags)` per image; `data_format` one of `DATA_FORMATS`; `source` the path read.
+    """
+
+    categories: dict
+    records: list
+    data_format: str
+    source: str
+
+
+def detection_format(data, data_format=None):
+    """The format of `data`: `data_format` if given, else from the path (`.json`: COCO,
+    `.yaml`/`.yml`: YOLO, a folder with `Annotations/`: VOC)."""
+    if data_format is not None:
+        if data_format not in DATA_FORMATS:
+            raise ValueError(
+                f"data_format={data_format!r} is not allowed; allowed: {', '.join(DATA_FORMATS)}."
+            )
+        return data_format
+    path = str(data)
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix == ".json":
+        return "coco"
+    if suffix in (".yaml", ".yml"):
+        return "yolo"
+    if os.path.isdir(os.path.join(path, "Annotations")):
+        return "voc"
+    raise ValueError(
+        f"data={path!r} is not a detection set; allowed: a COCO .json file, a YOLO data .yaml, "
+        "or a Pascal VOC root (a folder with Annotations/), or data_format= naming the format."
+    )
+
+
+def read_detection_set(data, images_dir=None, split="val", data_format=None, *,
+                       clip_boxes=False, train_split="train"):
+    """One split of a COCO, YOLO or VOC detection set as a `DetectionSet`.
+
+    Args:
+        data: a COCO annotation `.json` (the split is the file), a YOLO data `.yaml` or a VOC
+            root folder; a `DetectionSet` is returned as it is.
+        images_dir: COCO only: the folder of the file's images (default: the JSON's folder).
+        split: YOLO: the data YAML's key (`"val"`, `"train"`, `"test"`); VOC: the image set
+            (`ImageSets/Main/<split>.txt`). Not used for COCO.
+        data_format: `"coco"`, `"yolo"` or `"voc"`; default: from the path (`detection_format`).
+        clip_boxes: COCO only, as `coco_detection`'s.
+        train_split: VOC only: the image set whose object names are the classes (training's).
+    """
+    if isinstance(data, DetectionSet):
+        return data
+    data_format = detection_format(data, data_format)
+    if data_format != "coco" and images_dir is not None:
+        raise ValueError(
+            f"images_dir={str(images_dir)!r} applies to COCO files; a {data_format.upper()} set "
+            "finds its images itself: allowed: images_dir=None."
+        )
+    if data_format == "coco":
+        folder = images_dir if images_dir is not None else os.path.dirname(os.path.abspath(data))
+        categories, records, _ = read_coco(data, folder, clip_boxes=clip_boxes)
+        records = [(p, b, c, [False] * len(c)) for p, b, c in records]
+    elif data_format == "yolo":
+        categories, records = read_yolo(data, split)
+    else:
+        categories, records = read_voc(data, split, train_set=train_split)
+    return DetectionSet(categories, records, data_format, str(data))
+
+
 def evaluate_detector(
     model,
     annotations,
-    images_dir,
+    images_dir=None,
     *,
+    split="val",
+    data_format=None,
     score_threshold=COCO_SCORE_THRESHOLD,
     iou_threshold=DEFAULT_IOU_THRESHOLD,
     max_detections=DEFAULT_MAX_DETECTIONS,
@@ -115,31 +204,38 @@ def evaluate_detector(
             images (n, height, width, 3) to the exported detector outputs (`boxes` (n, A, 4) xyxy
             pixels and `scores` (n, A, classes), or after suppression with `classes`); a function
             needs `input_size`.
-        annotations, images_dir: the COCO JSON and the folder its `file_name`s are in.
+        annotations: the data: a COCO JSON, a YOLO data YAML, a VOC root or a `DetectionSet`
+            (`read_detection_set`'s `data`).
+        images_dir, split, data_format: as `read_detection_set`'s (COCO's images folder, the
+            YOLO/VOC split, the format if its path does not say it).
         score_threshold, iou_threshold, max_detections: of the non-max suppression.
         clip_boxes: as `coco_detection`'s: clip ground-truth boxes that stick out of their image.
 
     Returns:
-        `{"mAP", "mAP50", "count" (images evaluated), "boxes" (ground-truth boxes), "classes",
-        "skipped", "skipped_files"}`; unreadable images are skipped and listed, as in training.
+        `{"mAP", "mAP50", "count" (images evaluated), "boxes" (ground-truth boxes, ignored ones
+        not counted), "ignored" (VOC's difficult boxes), "classes", "skipped", "skipped_files"}`;
+        unreadable images are skipped and listed, as in training.
     """
     _check_arguments(batch_size, score_threshold, iou_threshold)
     predict, size = _predictor(model, input_size)
-    categories, records, _ = read_coco(annotations, images_dir, clip_boxes=clip_boxes)
+    categories, records, _, source = read_detection_set(
+        annotations, images_dir, split, data_format, clip_boxes=clip_boxes
+    )
     suppression = (score_threshold, iou_threshold, max_detections)
     ground_truth, found, skipped = _predict_all(
         predict, size, records, sorted(categories), suppression, batch_size
     )
     if not ground_truth:
         raise ValueError(
-            f"none of the {len(records)} image(s) of annotations={str(annotations)!r} could be "
+            f"none of the {len(records)} image(s) of {source!r} could be "
             f"decoded ({lite.describe_skipped(skipped)}); allowed: readable image files."
         )
     metrics = coco_metrics(ground_truth, found)
     return {
         **metrics,
         "count": len(ground_truth),
-        "boxes": sum(len(c) for _, c in ground_truth),
+        "boxes": sum(len(t[1]) - sum(t[2]) for t in ground_truth),
+        "ignored": sum(sum(t[2]) for t in ground_truth),
         "classes": len(categories),
         "skipped": len(skipped),
         "skipped_files": [path for path, _ in skipped],
@@ -176,7 +272,7 @@ def _predict_all(predict, size, records, category_ids, suppression, batch_size):
     ground_truth, found, skipped = [], [], []
     for start in range(0, len(records), batch_size):
         chunk, images = [], []
-        for path, boxes, ids in records[start : start + batch_size]:
+        for path, boxes, ids, ignore in records[start : start + batch_size]:
             try:
                 image, scale = letterbox(lite.load_image(path), size)
             except lite.UnreadableImageError as e:
@@ -184,7 +280,8 @@ def _predict_all(predict, size, records, category_ids, suppression, batch_size):
                 continue
             images.append(image)
             classes = [class_of[c] for c in ids]
-            chunk.append((np.asarray(boxes, np.float64).reshape(-1, 4) * scale, classes))
+            boxes = np.asarray(boxes, np.float64).reshape(-1, 4) * scale
+            chunk.append((boxes, classes, [bool(i) for i in ignore]))
         if not images:
             continue
         outputs = predict(np.stack(images))

@@ -40,6 +40,10 @@ def _add_export(subparsers):
                    help="output file (.tflite) or folder (SavedModel); default from the model name")
     e.add_argument("--quantize", default="none",
                    help="tflite only: none, fp16, dynamic, int8 or qat (default none)")
+    e.add_argument("--batch", default=None, metavar="N|dynamic",
+                   help="tflite only: the file's batch size, 1 (default: phones, the whole graph on "
+                   "the mobile GPU) or another integer, or dynamic (any batch; the interpreter "
+                   "resizes). A SavedModel always takes any batch")
     e.add_argument("--io", default="float",
                    help="int8/qat only: float (default), int8 or uint8 model inputs and outputs")
     e.add_argument("--data", default=None,
@@ -90,14 +94,23 @@ def _add_evaluate(subparsers):
     v = subparsers.add_parser(
         "evaluate",
         help="top-1/top-5 of a .tflite classifier on a folder with one subfolder per class, or "
-        "COCO mAP/mAP50 of a .tflite detector on a COCO JSON (--data val.json --images-dir val/)",
+        "COCO mAP/mAP50 of a .tflite detector on a COCO JSON (--data val.json --images-dir val/), "
+        "a YOLO data YAML (--data data.yaml) or a Pascal VOC root (--data VOC_ROOT)",
     )
     v.add_argument("model", metavar="MODEL.tflite")
     v.add_argument("--data", required=True,
                    help="classifiers: folder with one subfolder of images per class; detectors: a "
-                   "COCO annotation JSON")
+                   "COCO annotation JSON, a YOLO data YAML or a VOC root (Annotations/, "
+                   "JPEGImages/, ImageSets/Main/)")
+    v.add_argument("--data-format", default=None, choices=("coco", "yolo", "voc"),
+                   help="detectors: the format of --data (default: from the path: .json COCO, "
+                   ".yaml/.yml YOLO, a folder with Annotations/ VOC)")
+    v.add_argument("--split", default=None,
+                   help="detectors, YOLO and VOC: the split evaluated (default: val; YOLO: a key "
+                   "of the YAML, VOC: ImageSets/Main/<split>.txt)")
     v.add_argument("--images-dir", default=None,
-                   help="detectors: the folder of the JSON's images (default: the JSON's folder)")
+                   help="detectors, COCO: the folder of the JSON's images (default: the JSON's "
+                   "folder)")
     v.add_argument("--score-threshold", type=float, default=None,
                    help="detectors: non-max suppression's smallest score (default 0.001, "
                    "COCO's protocol, as training's validation mAP)")
@@ -164,6 +177,12 @@ def _export(args):
     if args.format == "tflite":  # check the choices before building or loading anything
         convert.check_choice(args.quantize, convert.QUANTIZE_MODES, "quantize")
         convert.check_choice(args.io, convert.IO_TYPES, "io")
+        batch = convert.check_batch(1 if args.batch is None else args.batch, "--batch")
+    elif args.batch not in (None, convert.DYNAMIC_BATCH):
+        raise ValueError(
+            f"--batch={args.batch!r} applies to --format tflite; a SavedModel takes any batch: "
+            f"allowed with savedmodel: {convert.DYNAMIC_BATCH} or no --batch."
+        )
     model, stem = _load_model(args.model, args)
     if args.format == "savedmodel":
         output = args.output or f"{stem}_savedmodel"
@@ -178,6 +197,7 @@ def _export(args):
             output,
             quantize=args.quantize,
             input_size=args.input_size,
+            batch=convert.DYNAMIC_BATCH if batch is None else batch,
             io=args.io,
             representative_data=args.data if args.quantize in ("int8", "qat") else None,
             calibration_steps=args.calibration_steps,
@@ -361,8 +381,21 @@ def _evaluate(args):
     lite.check_accelerator(args.accelerator, "--accelerator")
     if args.batch_size < 1:
         raise ValueError(f"--batch-size={args.batch_size}; allowed: an integer >= 1.")
-    if Path(args.data).suffix.lower() == ".json":
-        return _evaluate_detector(args)
+    data_format = args.data_format
+    if data_format is None and (
+        Path(args.data).suffix.lower() in (".json", ".yaml", ".yml")
+        or (Path(args.data) / "Annotations").is_dir()
+    ):
+        from keras_csp.coco_eval import detection_format
+
+        data_format = detection_format(args.data)
+    if data_format is not None:
+        return _evaluate_detector(args, data_format)
+    if args.split is not None:
+        raise ValueError(
+            f"--split={args.split!r} chooses a split of a YOLO or VOC detection set; --data "
+            f"{args.data!r} is a classification folder: allowed: no --split."
+        )
     lite.check_resize(args.resize, "--resize")
     model = _lite_model(args)
     result = lite.evaluate(model, args.data, resize=args.resize, batch_size=args.batch_size)
@@ -377,29 +410,44 @@ def _evaluate(args):
     return result
 
 
-def _evaluate_detector(args):
+def _evaluate_detector(args, data_format):
     from keras_csp import coco_eval
 
+    if data_format == "coco" and args.split is not None:
+        raise ValueError(
+            f"--split={args.split!r} chooses a split of a YOLO or VOC set; a COCO file is one "
+            "split: allowed: no --split (pass the split's JSON as --data)."
+        )
+    if data_format != "coco" and args.images_dir is not None:
+        raise ValueError(
+            f"--images-dir={args.images_dir!r} is for COCO files; a {data_format.upper()} set "
+            "finds its images itself: allowed: no --images-dir."
+        )
+    # Read (and check) the data before the model: bad data is refused without loading anything.
+    data = coco_eval.read_detection_set(
+        args.data, args.images_dir, args.split or "val", data_format, clip_boxes=args.clip_boxes
+    )
     model = _lite_model(args)
     if model.kind != "detector":
         raise ValueError(
-            f"--data={args.data!r} is a COCO annotation file, for detectors; {args.model!r} is a "
-            f"{model.kind}: allowed: a folder with one subfolder per class for a classifier."
+            f"--data={args.data!r} is a {data_format.upper()} detection set, for detectors; "
+            f"{args.model!r} is a {model.kind}: allowed: a folder with one subfolder per class "
+            "for a classifier."
         )
-    images_dir = args.images_dir or str(Path(args.data).parent)
-    options = {"batch_size": args.batch_size, "clip_boxes": args.clip_boxes}
+    options = {"batch_size": args.batch_size}
     if args.score_threshold is not None:
         options["score_threshold"] = args.score_threshold
     if args.iou_threshold is not None:
         options["iou_threshold"] = args.iou_threshold
-    result = coco_eval.evaluate_detector(model, args.data, images_dir, **options)
+    result = coco_eval.evaluate_detector(model, data, **options)
     if args.json:
         print(json.dumps(result, indent=2))
     else:
         print(
             f"{args.model}: COCO mAP {result['mAP']:.4f}, mAP50 {result['mAP50']:.4f} on "
-            f"{result['count']} images ({result['boxes']} boxes, {result['classes']} classes; "
-            f"{_where(model)})"
+            f"{result['count']} images ({result['boxes']} boxes"
+            + (f", {result['ignored']} ignored as difficult" if result["ignored"] else "")
+            + f", {result['classes']} classes; {_where(model)})"
         )
         _print_skipped(result)
     return result
