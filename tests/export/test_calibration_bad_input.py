@@ -65,3 +65,57 @@ def test_a_folder_with_no_readable_image_is_refused(tiny_model, tmp_path):
         export.tflite(tiny_model, tmp_path / "m.tflite", quantize="int8",
                       representative_data=folder, verbose=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["calib"]
+
+
+@pytest.mark.parametrize("scale, shown", [(257.0, r"65\d{3}\.\d"), (None, r"3e\+38")])
+def test_calibration_pixels_outside_0_255_are_refused_and_named(tiny_model, tmp_path, scale,
+                                                                shown):
+    # x257 (8-bit to 16-bit) or 3e38 pixels calibrate a model that outputs a constant.
+    images = _images(6)
+    for i in (1, 4):
+        if scale is None:
+            images[i][0, 0, 0] = 3e38
+        else:
+            images[i] = images[i] * scale
+    with pytest.raises(ValueError, match=rf"representative_data=<list of 6 element\(s\)>: 2 of "
+                                         rf"the 6 image\(s\) it yields hold pixel values outside "
+                                         rf"0..255 \(up to {shown}\): image\(s\) 1, 4 \(counted "
+                                         r"from 0.*; allowed: raw pixel values 0..255"):
+        export.tflite(tiny_model, tmp_path / "m.tflite", quantize="int8",
+                      representative_data=images, verbose=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_preprocessed_calibration_images_are_refused_with_a_hint(tiny_model, tmp_path):
+    from keras_csp.preprocessing import preprocess_input
+
+    normalized = [np.asarray(preprocess_input(image)) for image in _images(4)]
+    message = (r"4 of the 4 image\(s\) it yields hold pixel values outside 0..255 \(down to "
+               r"-2.1\d*\).*normalized.*preprocess_input")
+    with pytest.raises(ValueError, match=message):
+        export.tflite(tiny_model, tmp_path / "m.tflite", quantize="int8",
+                      representative_data=normalized, verbose=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_calibration_images_within_0_1_get_a_warning(tiny_model, tmp_path):
+    scaled = [image / 255.0 for image in _images(4)]  # what convert_image_dtype gives
+    with pytest.warns(UserWarning, match=r"representative_data=<list of 4 element\(s\)>: all 4 "
+                                         r"image\(s\) read hold values within 0..1 .*look "
+                                         r"normalized.*takes raw pixel values 0..255"):
+        export.tflite(tiny_model, tmp_path / "m.tflite", quantize="int8",
+                      representative_data=scaled, calibration_steps=4, verbose=False)
+    assert (tmp_path / "m.tflite").is_file()  # a warning: the export goes on
+
+
+def test_ordinary_calibration_images_get_no_warning(tiny_model, tmp_path):
+    import warnings
+
+    from keras_csp.export.quantization import QuantizationOptions, calibration_samples
+
+    images = _images(3) + [np.full((SIZE, SIZE, 3), 255, np.uint8), np.zeros((SIZE, SIZE, 3))]
+    options = QuantizationOptions(quantize="int8", representative_data=images)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        samples, notes = calibration_samples(options, (SIZE, SIZE))
+    assert len(samples) == 5 and notes == ["calibrated on 5 image(s)"]
