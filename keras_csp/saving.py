@@ -43,6 +43,7 @@ def _check_keras_archive(path):
     try:
         with zipfile.ZipFile(path) as archive:
             names = archive.namelist()
+            _check_expansion(path, archive.infolist())  # before anything is decompressed
             damaged = archive.testzip()  # reads every member: a flipped byte fails its CRC
     except (zipfile.BadZipFile, OSError, EOFError) as e:
         raise ValueError(
@@ -57,4 +58,53 @@ def _check_keras_archive(path):
         raise ValueError(
             f"path={str(path)!r} is a zip archive without config.json, not a .keras model; "
             f"{allowed}."
+        )
+
+
+# A member larger than this that expands more than BOMB_RATIO times is a decompression bomb:
+# model.save() stores members (1:1), and real weights deflate to about 1:1.1 when a user's zip
+# tool recompresses them; only zero-filled (crafted) data expands 100-fold or more.
+BOMB_FLOOR = 8 << 20
+BOMB_RATIO = 100
+
+
+def available_memory():
+    """Bytes of memory the process can still take (MemAvailable, which counts reclaimable
+    caches; the free pages where /proc/meminfo is missing)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # no such name on this system
+        return None
+
+
+def _mib(size):
+    return f"{size / (1 << 20):.2g} MiB" if size < 1 << 20 else f"{size / (1 << 20):.1f} MiB"
+
+
+def _check_expansion(path, members):
+    """Refuses an archive whose members decompress to far more than they store, or to more than
+    the memory left: Keras reads the weights member into memory whole (the weights it holds must
+    fit in memory anyway, so free disk space is not the limit)."""
+    for info in members:
+        ratio = info.file_size / max(info.compress_size, 1)
+        if info.file_size > BOMB_FLOOR and ratio > BOMB_RATIO:
+            raise ValueError(
+                f"path={str(path)!r}: its member {info.filename!r} expands from "
+                f"{_mib(info.compress_size)} to {_mib(info.file_size)} ({ratio:.0f}:1), as a "
+                "decompression bomb does; allowed: a .keras file written by model.save() (its "
+                "members are stored, about 1:1)."
+            )
+    total = sum(info.file_size for info in members)
+    memory = available_memory()
+    if memory is not None and total > memory:
+        raise ValueError(
+            f"path={str(path)!r} expands to {_mib(total)}, more than the {_mib(memory)} of memory "
+            "available; allowed: a .keras file whose model fits in memory."
         )

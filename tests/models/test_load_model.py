@@ -1,5 +1,6 @@
 """`keras_csp.load_model` on files that are not complete `.keras` archives: one clear ValueError."""
 
+import io
 import zipfile
 
 import pytest
@@ -51,3 +52,51 @@ def test_a_zip_that_is_not_a_model(tmp_path):
         archive.writestr("notes.txt", "hello")
     with pytest.raises(ValueError, match=r"a zip archive without config\.json, not a \.keras"):
         keras_csp.load_model(tmp_path / "m.keras")
+
+
+
+def _rezip(keras_bytes, path, replace, compression=zipfile.ZIP_STORED):
+    """`keras_bytes` re-zipped at `path` with the members in `replace` (name -> bytes, or an int:
+    that many MiB of zeros, streamed as a zip bomb is made: never all in memory)."""
+    with zipfile.ZipFile(io.BytesIO(keras_bytes)) as source, zipfile.ZipFile(
+        path, "w", compression, compresslevel=1
+    ) as out:
+        for name in source.namelist():
+            content = replace.get(name, source.read(name))
+            if isinstance(content, int):
+                with out.open(name, "w", force_zip64=True) as member:
+                    for _ in range(content):
+                        member.write(bytes(1 << 20))
+            else:
+                out.writestr(name, content)
+    return path
+
+
+def test_a_decompression_bomb_is_refused_before_it_is_read(keras_bytes, tmp_path):
+    # 48 MiB of zeros stored in ~0.3 MB: Keras would read all of it into memory (a 4 GiB one
+    # took 3.8 GB); real weights compress about 1.1:1, and model.save() stores them (1:1).
+    bomb = _rezip(keras_bytes, tmp_path / "m.keras", {"model.weights.h5": 48},
+                  zipfile.ZIP_DEFLATED)
+    assert bomb.stat().st_size < 1 << 20
+    with pytest.raises(ValueError, match=r"path='.*m\.keras': its member 'model\.weights\.h5' "
+                                         r"expands from 0\.\d+ MiB to 48\.0 MiB \(\d{3,}:1\), as "
+                                         r"a decompression bomb does; allowed: a \.keras file"):
+        keras_csp.load_model(bomb)
+    # The same model deflated (as a user's zip tool may store it) still loads.
+    deflated = _rezip(keras_bytes, tmp_path / "d.keras", {}, zipfile.ZIP_DEFLATED)
+    assert keras_csp.load_model(deflated).output_shape == (None, 3)
+
+
+def test_an_archive_larger_than_the_free_memory_is_refused(keras_bytes, tmp_path, monkeypatch):
+    # The zip reading is real; only the machine's free memory is made smaller than the model.
+    from keras_csp import saving
+
+    (tmp_path / "m.keras").write_bytes(keras_bytes)
+    monkeypatch.setattr(saving, "available_memory", lambda: 50_000)
+    with pytest.raises(ValueError, match=r"path='.*m\.keras' expands to 0\.\d+ MiB, more than the "
+                                         r"0\.048 MiB of memory available; allowed: a \.keras file "
+                                         r"whose model fits in memory"):
+        keras_csp.load_model(tmp_path / "m.keras")
+    monkeypatch.undo()
+    assert saving.available_memory() > 1 << 20  # the real reading: /proc/meminfo or sysconf
+    assert keras_csp.load_model(tmp_path / "m.keras").output_shape == (None, 3)
