@@ -32,19 +32,44 @@ def _fresh_keras_session():
     keras.backend.clear_session()
 
 
-@pytest.fixture(scope="session")
-def gpu_accelerator():
-    """LiteRT's GPU accelerator for this test process: SwiftShader (Debian's chromium, which
-    .ci/run installs) when no Vulkan driver is installed. Without either the test is skipped,
-    except where KERAS_CSP_REQUIRE_GPU_ACCELERATOR=1 (CI) makes that a failure.
+# Mesa's lavapipe driver manifest (Debian's mesa-vulkan-drivers, which .ci/run installs).
+MESA_LAVAPIPE_ICD = "/usr/share/vulkan/icd.d/lvp_icd.x86_64.json"
+
+
+@pytest.fixture
+def mesa_vulkan():
+    """The Mesa situation: the system's Vulkan loader and Mesa's drivers installed (no GPU) and
+    SwiftShader there. Skipped where missing, except in CI (KERAS_CSP_REQUIRE_GPU_ACCELERATOR=1).
     """
     from keras_csp.lite import gpu as lite_gpu
 
-    if not lite_gpu.vulkan_drivers():
+    missing = [p for p in (MESA_LAVAPIPE_ICD, lite_gpu.SWIFTSHADER_ICD) if not os.path.isfile(p)]
+    if missing or not lite_gpu.accelerator._loader_loadable():
+        reason = (f"needs libvulkan1, mesa-vulkan-drivers and chromium (missing: "
+                  f"{', '.join(missing) or 'libvulkan.so.1'})")
+        if os.environ.get("KERAS_CSP_REQUIRE_GPU_ACCELERATOR") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return MESA_LAVAPIPE_ICD
+
+
+@pytest.fixture(scope="session")
+def gpu_accelerator():
+    """LiteRT's GPU accelerator for this test process: SwiftShader (Debian's chromium, which
+    .ci/run installs) where the system's Vulkan gives the engine no device (no driver, or only
+    Mesa's, which Dawn refuses: asked of a child process, so none is loaded here). Without a
+    device the test is skipped, except where KERAS_CSP_REQUIRE_GPU_ACCELERATOR=1 (CI) makes that
+    a failure.
+    """
+    from keras_csp.lite import gpu as lite_gpu
+
+    why = lite_gpu.accelerator.unusable_vulkan()
+    if why is not None:
         if os.path.isfile(lite_gpu.SWIFTSHADER_ICD):
+            print(f"GPU accelerator tests on SwiftShader: the system's Vulkan: {why}")
             lite_gpu.use_swiftshader()  # before this process's first GPU model: Dawn looks once
         else:
-            reason = (f"no Vulkan driver and no SwiftShader ({lite_gpu.SWIFTSHADER_ICD}): "
+            reason = (f"{why}, and no SwiftShader ({lite_gpu.SWIFTSHADER_ICD}): "
                       "apt-get install chromium")
             if os.environ.get("KERAS_CSP_REQUIRE_GPU_ACCELERATOR") == "1":
                 pytest.fail(reason)

@@ -5,7 +5,8 @@ accelerator (ML Drift, the engine of LiteRT's GPU path on phones; see `keras_csp
 and on the CPU, and reports whether the whole graph is on the GPU, which ops stayed on the CPU,
 and the largest difference between the two. It runs in a child process kept for the session
 (imports and Vulkan start once; a crashing driver cannot take the export down), on SwiftShader
-when the machine has no Vulkan driver.
+where the machine's Vulkan gives the engine no device (no driver, or only Mesa's lavapipe, which
+Dawn refuses); the result's `note` then says so.
 
 Then two static checks, reported always (alone, and said to be only static, when the accelerator
 cannot start):
@@ -149,7 +150,7 @@ def accelerator_check(path, timeout=ACCELERATOR_TIMEOUT):
 
     A dict: `started` False with `reason` where the accelerator cannot start; else `whole`, `ops`,
     `cpu_ops`, `refused`, `adapter`, `summary`, `max_difference`, `max_steps`; or `error` when the
-    run failed (a crash or a timeout included).
+    run failed (a crash or a timeout included); `note` says why it ran on SwiftShader, if so.
     """
     global _worker
     if _worker is None or _worker.poll() is not None:

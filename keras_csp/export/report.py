@@ -6,10 +6,12 @@ import json
 
 def accelerator_lines(check):
     """The report's lines for an `export.gpu.accelerator_check` result."""
+    # Why the check ran on SwiftShader, where the machine's own Vulkan gave no device.
+    note = [f"  {check['note']}"] if check.get("note") else []
     if not check.get("started"):
-        return [f"GPU accelerator: did not start ({check.get('reason')})"]
+        return [f"GPU accelerator: did not start ({check.get('reason')})", *note]
     if "error" in check:
-        return [f"GPU accelerator: the run failed: {check['error']}"]
+        return [f"GPU accelerator: the run failed: {check['error']}", *note]
     diffs = ", ".join(
         f"{name} {value:.3g}" + (
             f" ({check['max_steps'][name]:g} quantization steps)" if name in check["max_steps"]
@@ -21,6 +23,7 @@ def accelerator_lines(check):
     return [
         f"GPU accelerator (LiteRT ML Drift, {check['adapter']}): {check['summary']}",
         f"  {agrees} (fp32 on the GPU); max difference: {diffs}",
+        *note,
     ]
 
 

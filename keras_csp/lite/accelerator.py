@@ -3,8 +3,14 @@
 The accelerator is ML Drift over WebGPU/Dawn (`libLiteRtWebGpuAccelerator.so` in ai-edge-litert
 >= 2.3), the engine behind LiteRT's GPU path on phones. On Linux it needs a Vulkan device: a real
 GPU's driver, or SwiftShader, a Vulkan implementation on the CPU that Debian's `chromium` package
-ships (`use_swiftshader()`; right for checking what the GPU engine takes and computes, meaningless
-for speed). Mesa's lavapipe from Debian 12 is refused by Dawn.
+ships (`use_swiftshader()`, from `keras_csp.lite.vulkan`; right for checking what the GPU engine
+takes and computes, meaningless for speed). Mesa's lavapipe from Debian 12 is refused by Dawn.
+
+Whether the engine finds a device it accepts is asked of a child process first (`start_failure`),
+once per Vulkan setting: Dawn loads every driver the loader lists while it looks, the ones it then
+refuses too, and Mesa's lavapipe and radeon drivers bring LLVM 15, which in a process that has
+imported TensorFlow (with its own LLVM) makes the interpreter abort at exit (`free(): invalid
+pointer`). So this process loads drivers only once the child has found a device to use.
 
 Nothing here imports TensorFlow or Keras. `keras_csp.lite.gpu` compares a file's GPU and CPU
 outputs (`python -m keras_csp.lite.gpu MODEL.tflite`).
@@ -13,24 +19,29 @@ outputs (`python -m keras_csp.lite.gpu MODEL.tflite`).
 import contextlib
 import ctypes
 import dataclasses
-import glob
+import json
 import os
 import re
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-ACCELERATORS = ("cpu", "gpu", "auto")
-# Debian's chromium package: SwiftShader's Vulkan driver and, next to it, a Vulkan loader.
-SWIFTSHADER_ICD = "/usr/lib/chromium/vk_swiftshader_icd.json"
-# Where the Vulkan loader looks for driver manifests when no variable names one (Linux).
-_ICD_DIRS = (
-    "/etc/vulkan/icd.d", "/usr/share/vulkan/icd.d", "/usr/local/share/vulkan/icd.d",
-    "/etc/xdg/vulkan/icd.d",
+from keras_csp.lite import vulkan
+from keras_csp.lite.vulkan import (  # noqa: F401 (importable from here too)
+    _ICD_VARIABLES,
+    SWIFTSHADER_ICD,
+    GpuUnavailableError,
+    _loader_loadable,
+    _named_drivers,
+    _swiftshader_hint,
+    use_swiftshader,
+    vulkan_drivers,
 )
-_ICD_VARIABLES = ("VK_ICD_FILENAMES", "VK_DRIVER_FILES", "VK_ADD_DRIVER_FILES")
+
+ACCELERATORS = ("cpu", "gpu", "auto")
 INSTALL_HINT = "pip install -U 'ai-edge-litert>=2.3'"
 # What the engine logs when it finds no usable Vulkan device (as opposed to refusing a model).
 _START_FAILURES = (
@@ -39,13 +50,13 @@ _START_FAILURES = (
 )
 
 
-class GpuUnavailableError(RuntimeError):
-    """LiteRT's GPU accelerator cannot start here; the message says what is missing."""
-
-
 # Dawn looks for a Vulkan device once per process and keeps a failure: so do we (its later
 # failures only say "No adapters found").
 _start_failure = None
+# {this process's Vulkan settings: the child's verdict}: the device search runs once per setting.
+_probes = {}
+# Seconds the child may take to look for a device (SwiftShader: about a second).
+PROBE_TIMEOUT = 120
 
 
 def fail_later_starts(reason):
@@ -60,76 +71,6 @@ def check_accelerator(accelerator, argument="accelerator"):
             f"{argument}={accelerator!r} does not exist; allowed: {', '.join(ACCELERATORS)}."
         )
     return accelerator
-
-
-# ------------------------------------------------------------------------------ Vulkan set-up
-
-
-def vulkan_drivers():
-    """Vulkan driver manifests the loader would find: named by a variable, or installed."""
-    named = [
-        p for variable in _ICD_VARIABLES for p in os.environ.get(variable, "").split(os.pathsep)
-        if p
-    ]
-    if named:
-        return named
-    homes = [os.environ.get("XDG_DATA_HOME", os.path.expanduser("~/.local/share"))]
-    homes += os.environ.get("XDG_DATA_DIRS", "").split(os.pathsep)
-    dirs = list(_ICD_DIRS) + [os.path.join(h, "vulkan", "icd.d") for h in homes if h]
-    return sorted({p for d in dirs for p in glob.glob(os.path.join(d, "*.json"))})
-
-
-def _loader_loadable():
-    try:
-        ctypes.CDLL("libvulkan.so.1")
-        return True
-    except OSError:
-        return False
-
-
-def use_swiftshader(icd=SWIFTSHADER_ICD):
-    """Makes SwiftShader (software Vulkan, from Debian's chromium) this process's Vulkan device.
-
-    Call it before the first GPU model of the process: Dawn looks for Vulkan once and remembers
-    a failure. Sets `VK_ICD_FILENAMES` (so a real GPU's driver is not used), `XDG_RUNTIME_DIR`
-    when unset, and loads the Vulkan loader that chromium ships next to the driver when the
-    system has none (Debian's chromium does not depend on libvulkan1). Returns the manifest path.
-    """
-    icd = Path(icd)
-    if not icd.is_file():
-        raise GpuUnavailableError(
-            f"icd={str(icd)!r} does not exist; allowed: SwiftShader's Vulkan driver manifest "
-            "(vk_swiftshader_icd.json: apt-get install chromium installs it under "
-            "/usr/lib/chromium)."
-        )
-    os.environ["VK_ICD_FILENAMES"] = str(icd)
-    if not os.environ.get("XDG_RUNTIME_DIR"):
-        os.environ["XDG_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="keras_csp_xdg_")
-    if not _loader_loadable():
-        bundled = icd.parent / "libvulkan.so.1"
-        if not bundled.is_file():
-            raise GpuUnavailableError(
-                f"no Vulkan loader (libvulkan.so.1) on this system or next to {str(icd)!r}; "
-                "allowed: install one (apt-get install libvulkan1)."
-            )
-        # Loaded globally under its soname, it serves Dawn's later dlopen("libvulkan.so.1").
-        ctypes.CDLL(str(bundled), mode=ctypes.RTLD_GLOBAL)
-    return str(icd)
-
-
-def _swiftshader_hint():
-    if not os.path.isfile(SWIFTSHADER_ICD):
-        return (
-            "for a software Vulkan device (SwiftShader: checks what the GPU engine runs, not its "
-            "speed), apt-get install chromium, then call keras_csp.lite.use_swiftshader() first"
-        )
-    loader = "" if _loader_loadable() else " LD_LIBRARY_PATH=/usr/lib/chromium"
-    return (
-        f"for SwiftShader (software Vulkan from chromium, installed here: checks what the GPU "
-        f"engine runs, not its speed) call keras_csp.lite.use_swiftshader() before the first "
-        f"GPU model, or start the process with VK_ICD_FILENAMES={SWIFTSHADER_ICD}{loader} "
-        f"XDG_RUNTIME_DIR=<a writable folder> (Dawn looks for Vulkan once per process)"
-    )
 
 
 # ----------------------------------------------------------------------- stderr of the engine
@@ -166,8 +107,15 @@ def _why_not_started(log, error):
         return f"no Vulkan loader ({match.group(1).strip() if match else 'libvulkan.so.1'})"
     if "Found no drivers" in log or "No adapters found" in log:
         drivers = vulkan_drivers()
-        named = f" ({', '.join(drivers)} gave no device)" if drivers else ""
-        return f"no Vulkan device{named}"
+        named = f" ({', '.join(drivers)} gave no device the engine accepts)" if drivers else ""
+        # Dawn says why it refused a device on the line before "While initializing adapter".
+        lines = log.splitlines()
+        refusals = sorted({
+            lines[i - 1].strip().removeprefix("Warning: ").rstrip(".")
+            for i, line in enumerate(lines) if i and "While initializing adapter" in line
+        })
+        why = f"; Dawn refused: {'; '.join(refusals)}" if refusals else ""
+        return f"no Vulkan device{named}{why}"
     lines = [line.strip() for line in log.splitlines() if "ERROR" in line or line.startswith("E0")]
     return lines[-1] if lines else (error.strip().splitlines() or ["unknown error"])[-1]
 
@@ -192,7 +140,7 @@ def _refusals(log):
     return refused, None, None
 
 
-# ------------------------------------------------------------------------------- the GPU model
+# -------------------------------------------------------------------------- starting the engine
 
 
 def _litert():
@@ -211,6 +159,151 @@ def _litert():
             f"libLiteRtWebGpuAccelerator.so); allowed: ai-edge-litert >= 2.3: {INSTALL_HINT}."
         )
     return compiled_model, options
+
+
+def _start_engine(create, setup=None):
+    """`(compiled model or None, error text or None, the engine's log)` of `create()` (and
+    `setup(model)`), with what the engine writes to stderr captured."""
+    with _captured_stderr() as log:
+        try:
+            model, error = create(), None
+        except RuntimeError as e:  # kept as text: the error holds the engine until freed
+            model, error = None, str(e)
+        if model is not None and setup is not None:
+            setup(model)
+    return model, error, log[0]
+
+
+def _is_start_failure(log):
+    return any(sign in log for sign in _START_FAILURES)
+
+
+# ------------------------------------------------------- the device search, in a child process
+
+
+def _tiny_model():
+    """A 300-byte `.tflite` file's bytes: one ADD of a 1x2x2x4 float tensor to itself."""
+    import flatbuffers  # a dependency of ai-edge-litert
+    from ai_edge_litert import schema_py_generated as schema
+
+    tensors = []
+    for name in ("x", "y"):
+        tensor = schema.TensorT()
+        tensor.name, tensor.shape, tensor.type, tensor.buffer = (
+            name, [1, 2, 2, 4], schema.TensorType.FLOAT32, 0
+        )
+        tensors.append(tensor)
+    code = schema.OperatorCodeT()
+    code.builtinCode = code.deprecatedBuiltinCode = schema.BuiltinOperator.ADD
+    op = schema.OperatorT()
+    op.opcodeIndex, op.inputs, op.outputs = 0, [0, 0], [1]
+    op.builtinOptionsType = schema.BuiltinOptions.AddOptions
+    op.builtinOptions = schema.AddOptionsT()
+    graph = schema.SubGraphT()
+    graph.tensors, graph.inputs, graph.outputs, graph.operators = tensors, [0], [1], [op]
+    model = schema.ModelT()
+    model.version, model.operatorCodes, model.buffers, model.subgraphs = (
+        3, [code], [schema.BufferT()], [graph]
+    )
+    builder = flatbuffers.Builder(256)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def _probe_child(argv):
+    """The child's side: compiles a one-op model on the GPU with the Vulkan settings it got,
+    prints the verdict as one JSON line and leaves without exit handlers (a driver's teardown
+    cannot spoil the answer)."""
+    if argv:  # chromium's loader, which the parent loaded by hand (use_swiftshader)
+        ctypes.CDLL(argv[0], mode=ctypes.RTLD_GLOBAL)
+    try:
+        compiled_model, options = _litert()
+        accelerators = compiled_model.HardwareAccelerator
+        opts = options.Options(hardware_accelerators=accelerators.GPU | accelerators.CPU)
+        data = _tiny_model()
+        model, error, log = _start_engine(
+            lambda: compiled_model.CompiledModel.from_buffer(data, options=opts)
+        )
+        adapter = re.search(r"Selected adapter: ([^\n]*)", log)
+        if model is not None and adapter:
+            line = adapter.group(1)
+            verdict = {
+                "started": True, "adapter": line.split(",")[0].strip(),
+                "software": "adapterType=CPU" in line, "swiftshader": "arch=swiftshader" in line,
+            }
+        elif model is None and _is_start_failure(log):
+            verdict = {"started": False, "reason": _why_not_started(log, error)}
+        else:
+            why = (error or "no adapter named in its log").strip().splitlines()[-1]
+            verdict = {"started": False, "reason": f"the engine failed on a one-op model: {why}"}
+    except Exception as e:  # an answer, whatever happened
+        verdict = {"started": False, "reason": f"{type(e).__name__}: {e}"}
+    sys.stdout.write(json.dumps(verdict) + "\n")
+    sys.stdout.flush()
+    os._exit(0)
+
+
+def _ask_child(timeout):
+    root = str(Path(__file__).resolve().parents[2])  # where keras_csp is, for the child's import
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        p for p in (root, os.environ.get("PYTHONPATH")) if p
+    ))
+    code = "import sys; from keras_csp.lite import accelerator; accelerator._probe_child(sys.argv[1:])"
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", code, *([vulkan.bundled_loader] if vulkan.bundled_loader else [])],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            text=True, env=env, timeout=timeout,
+        )
+    except subprocess.TimeoutExpired:
+        return {"started": False, "reason": f"the search for a Vulkan device took over {timeout} s"}
+    lines = done.stdout.strip().splitlines()
+    with contextlib.suppress(ValueError, IndexError):
+        return json.loads(lines[-1])
+    code = done.returncode
+    what = f"signal {-code}" if code < 0 else f"exit status {code}"
+    return {"started": False, "reason": f"the search for a Vulkan device ended with {what}"}
+
+
+def probe(timeout=PROBE_TIMEOUT):
+    """What a child process found with this process's Vulkan settings (asked once per setting):
+    `{"started": True, "adapter", "software", "swiftshader"}` or `{"started": False, "reason"}`."""
+    key = tuple(
+        os.environ.get(v, "") for v in (*_ICD_VARIABLES, "LD_LIBRARY_PATH", "XDG_DATA_DIRS")
+    ) + (vulkan.bundled_loader,)
+    if key not in _probes:
+        _probes[key] = _ask_child(timeout)
+    return _probes[key]
+
+
+def unusable_vulkan():
+    """Why this process's Vulkan settings give the engine no device to use, or None."""
+    verdict = probe()
+    if not verdict["started"]:
+        return verdict["reason"]
+    if verdict["software"] and not (verdict["swiftshader"] and _named_drivers()):
+        return f"only a software Vulkan device ({verdict['adapter']}), which is not a GPU"
+    return None
+
+
+def start_failure():
+    """Why LiteRT's GPU accelerator cannot start in this process (one line), or None when it can.
+
+    A software Vulkan device counts only when it is SwiftShader named by `VK_ICD_FILENAMES` (or
+    `use_swiftshader()`): a CPU device must not pass for a GPU, and Mesa's lavapipe brings LLVM.
+    """
+    if _start_failure is not None:
+        return _start_failure
+    why = unusable_vulkan()
+    if why is None:
+        return None
+    return (
+        f"LiteRT's GPU accelerator cannot start: {why}; allowed: a machine with a Vulkan device "
+        f"({_swiftshader_hint()})."
+    )
+
+
+# ------------------------------------------------------------------------------- the GPU model
 
 
 @dataclasses.dataclass
@@ -251,21 +344,16 @@ class GpuRunner:
             cpu_options=options.CpuOptions(num_threads=num_threads or 0),
             gpu_options=gpu_options,
         )
+        failure = start_failure()  # asked of a child process: see the module's note
+        if failure is not None:
+            raise GpuUnavailableError(failure)
         global _start_failure
-        if _start_failure is not None:
-            raise GpuUnavailableError(_start_failure)
         # The engine logs every step to stderr: kept in `placement.log`, not shown.
-        with _captured_stderr() as log:
-            try:
-                model = compiled_model.CompiledModel.from_file(str(path), options=opts)
-                error = None
-            except RuntimeError as e:  # kept as text: the error holds the engine until freed
-                model, error = None, str(e)
-            if model is not None:
-                self._setup(model)
-        log = log[0]
+        model, error, log = _start_engine(
+            lambda: compiled_model.CompiledModel.from_file(str(path), options=opts), self._setup
+        )
         if model is None:
-            if any(sign in log for sign in _START_FAILURES):
+            if _is_start_failure(log):
                 _start_failure = (
                     f"LiteRT's GPU accelerator cannot start: {_why_not_started(log, error)}; "
                     f"allowed: a machine with a Vulkan device ({_swiftshader_hint()})."

@@ -109,14 +109,25 @@ def compare(path, seed=0):
 
 
 def _setup_vulkan(swiftshader):
-    # "auto": SwiftShader when no driver is installed or named, or when it is the one named
-    # (a parent that called use_swiftshader() passes the variable on, not the loaded loader).
-    drivers = vulkan_drivers()
-    if swiftshader == "yes" or (
-        swiftshader == "auto" and os.path.isfile(SWIFTSHADER_ICD)
-        and (not drivers or drivers == [SWIFTSHADER_ICD])
-    ):
+    """Makes SwiftShader the Vulkan device where asked, or ("auto") where it is the one named (a
+    parent that called use_swiftshader() passes the variable on, not the loaded loader) or where
+    no driver is named and the installed ones give the engine no device it accepts (none, or
+    Mesa's: the search runs in a child process). Returns a line saying why it was picked, or None.
+    """
+    named = accelerator._named_drivers()
+    if swiftshader == "yes" or (swiftshader == "auto" and named == [SWIFTSHADER_ICD]):
         use_swiftshader()
+        return None
+    if swiftshader == "no" or named or not os.path.isfile(SWIFTSHADER_ICD):
+        return None  # a named driver is the user's choice
+    why = accelerator.unusable_vulkan() if vulkan_drivers() else "no Vulkan driver installed"
+    if why is None:
+        return None
+    use_swiftshader()
+    return (
+        f"on SwiftShader (software Vulkan: what the engine takes and computes, not its speed): "
+        f"the system's Vulkan gives the engine no device: {why}"
+    )
 
 
 def _compare_quietly(path):
@@ -140,7 +151,8 @@ def main(argv=None):
     parser.add_argument("models", nargs="*")
     parser.add_argument(
         "--swiftshader", default="auto", choices=("auto", "yes", "no"),
-        help="auto (default): SwiftShader when no Vulkan driver is installed or named",
+        help="auto (default): SwiftShader when no driver is named and the installed ones give "
+             "no device the engine accepts",
     )
     parser.add_argument("--serve", action="store_true", help="paths from stdin, one a line")
     args = parser.parse_args(argv)
@@ -148,13 +160,17 @@ def main(argv=None):
     sys.stdout.flush()
     out = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)
+    note = None
     try:
-        _setup_vulkan(args.swiftshader)
+        note = _setup_vulkan(args.swiftshader)
     except GpuUnavailableError as e:
         accelerator.fail_later_starts(str(e))
     paths = (line.rstrip("\n") for line in sys.stdin) if args.serve else args.models
     for path in paths:
-        out.write(json.dumps(_compare_quietly(path)) + "\n")
+        result = _compare_quietly(path)
+        if note:
+            result["note"] = note
+        out.write(json.dumps(result) + "\n")
         out.flush()
     return 0
 
