@@ -3,6 +3,7 @@ graph under `backbone.*` names, and kept in the detector's saved config."""
 
 import copy
 import dataclasses
+import math
 
 import keras
 
@@ -109,17 +110,43 @@ def resolve_backbone(backbone, backbone_weights):
     return backbone, serialized
 
 
+def config_levels(config):
+    """The pyramid levels a `ModelConfig`'s builder gives, without building it (the strides of
+    `models.builder.pyramid_features`: a dense family's stage taps before its pooling transition,
+    the other families' after their strided stage)."""
+    stride = config.stem.strides * (2 if config.stem.pool else 1)
+    levels = []
+    for s in config.stages.per_stage("strides"):
+        if config.is_dense:
+            levels.append(stride)
+        stride *= s
+        if not config.is_dense:
+            levels.append(stride)
+    return [f"P{int(math.log2(v))}" for v in levels]
+
+
+def _described(backbone):
+    """A backbone as an error names it: the architecture's name where the config is one of the
+    registry's (train passes its small models as configs), else what it is."""
+    if isinstance(backbone, str):
+        return repr(backbone)
+    if isinstance(backbone, keras.Model):
+        return repr(f"<keras.Model {backbone.name!r}>")
+    names = [n for n, c in model_config.ARCHITECTURES.items() if c == backbone]
+    return repr(names[0]) if names else "<a custom ModelConfig>"
+
+
 def check_levels(features, backbone, neck):
-    """The backbone must give every pyramid level the neck reads."""
+    """The backbone must give every pyramid level the neck reads; the error lists the
+    architectures that do."""
     need = [f"P{k}" for k in NECK_LEVELS[neck]]
     missing = [k for k in need if k not in features]
     if missing:
-        described = (
-            backbone if isinstance(backbone, str)
-            else f"<keras.Model {backbone.name!r}>" if isinstance(backbone, keras.Model)
-            else "ModelConfig"
+        fitting = sorted(
+            n for n, c in model_config.ARCHITECTURES.items() if set(need) <= set(config_levels(c))
         )
         raise ValueError(
-            f"backbone={described!r} gives "
-            f"levels {sorted(features, key=lambda k: int(k[1:]))}; neck={neck!r} needs {need}."
+            f"backbone={_described(backbone)} gives levels "
+            f"{sorted(features, key=lambda k: int(k[1:]))}; neck={neck!r} needs {need}; "
+            f"allowed backbones: {', '.join(fitting)} (or a ModelConfig or model giving {need})."
         )

@@ -9,6 +9,7 @@ lists the valid ones. This module imports neither TensorFlow nor Keras.
 
 import dataclasses
 import difflib
+import math
 import os
 import typing
 from typing import Optional, Tuple
@@ -194,6 +195,7 @@ class TrainConfig:
     # ------------------------------------------------------------------------------------------
 
     def validate(self):
+        _check_finite(self)
         for f in dataclasses.fields(self):
             choices = f.metadata.get("choices")
             value = getattr(self, f.name)
@@ -212,7 +214,7 @@ class TrainConfig:
         if self.steps_per_epoch is not None:
             _positive("steps_per_epoch", self.steps_per_epoch)
         if self.input_size is not None:
-            _positive("input_size", self.input_size)
+            _check_input_size(self.input_size)
         if not 0.0 < self.part_ratio < 1.0:
             raise ValueError(
                 f"part_ratio={self.part_ratio!r} is not allowed; allowed: strictly between 0 and 1."
@@ -225,6 +227,8 @@ class TrainConfig:
             raise ValueError(f"learning_rate={self.learning_rate!r}; allowed: a number > 0.")
         if self.weight_decay is not None and self.weight_decay < 0:
             raise ValueError(f"weight_decay={self.weight_decay!r}; allowed: a number >= 0.")
+        if not 0.0 <= self.momentum < 1.0:
+            raise ValueError(f"momentum={self.momentum!r} is not allowed; allowed: 0 <= x < 1.")
         if self.warmup_epochs < 0:
             raise ValueError(f"warmup_epochs={self.warmup_epochs!r}; allowed: a number >= 0.")
         if not 0.0 <= self.min_lr_ratio <= 1.0:
@@ -298,6 +302,32 @@ def _positive(name, value):
 def _non_negative(name, value):
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError(f"{name}={value!r} is not allowed; allowed: an integer >= 0.")
+
+
+# Input sizes a run may ask for: below 32 the paper's backbones have no P5; above 4096 one batch
+# of images alone is gigabytes, and `--input-size 100000` used to sit silent for minutes.
+INPUT_SIZE_RANGE = (32, 4096)
+
+
+def _check_input_size(value):
+    low, high = INPUT_SIZE_RANGE
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(
+            f"input_size={value!r} is not allowed; allowed: an integer from {low} to {high}."
+        )
+
+
+def _check_finite(cfg):
+    """Every float option (and float pair) must be finite: an `inf` learning rate or a `nan`
+    momentum trained to rc 0 and wrote a model of NaN weights. Checked by value, so options
+    added later are covered without being listed."""
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        items = value if isinstance(value, (tuple, list)) else (value,)
+        if any(isinstance(v, float) and not math.isfinite(v) for v in items):
+            raise ValueError(
+                f"{f.name}={value!r} is not allowed; allowed: finite numbers (no nan or inf)."
+            )
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
