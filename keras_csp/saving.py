@@ -4,7 +4,9 @@ It registers the detector's layers too, so it sits in the applications layer bes
 `keras_csp.detection` (not in the models package, which the detector builds on).
 """
 
+import json
 import os
+import re
 import zipfile
 import zlib
 
@@ -19,7 +21,10 @@ def load_model(path, safe_mode=True, **kwargs):
 
     A missing, truncated or damaged `.keras` file is a ValueError that says which (Keras itself
     says "File not found" for a truncated archive and raises zipfile's raw `BadZipFile` for a
-    damaged one).
+    damaged one), and so is an archive that would expand past the free memory or expands 100-fold
+    (a zip bomb), a config.json that is not JSON or nests over MAX_CONFIG_DEPTH levels, and a
+    config Keras cannot rebuild (a Lambda layer in safe mode, an unknown layer): one line naming
+    the file, checked before anything is decompressed or deserialized.
     """
     _check_keras_archive(path)
     try:
@@ -29,6 +34,66 @@ def load_model(path, safe_mode=True, **kwargs):
             f"path={str(path)!r} is a damaged .keras file ({type(e).__name__}: {e}); allowed: a "
             "complete file written by model.save()."
         ) from None
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError, RecursionError) as e:
+        # What Keras raises for a config it cannot rebuild: pages of nested configs, or a bare
+        # KeyError: 'name' with no file named.
+        raise ValueError(f"path={str(path)!r} cannot be loaded: {_reason(e)}; {_ALLOWED}.") from None
+
+
+_ALLOWED = (
+    "allowed: a .keras file written by model.save() from keras_csp's or Keras' layers (no Lambda "
+    "layers: loading runs no code from a file)"
+)
+# Deeper than any real config (a detector's is 4 levels, a functional model's about 11, each
+# nested model adds ~6) and shallow enough for Keras' recursive deserialization.
+MAX_CONFIG_DEPTH = 100
+
+
+def _reason(error):
+    """Keras' error in one short line: its innermost message, without the configs it dumps."""
+    if isinstance(error, KeyError):
+        return f"its config.json lacks the key {error} (KeyError)"
+    if isinstance(error, RecursionError):
+        return "its config.json nests too deep to rebuild (RecursionError)"
+    text = str(error)
+    if "`Lambda` layer" in text and "safe_mode" in text:
+        return "it holds a Lambda layer, whose Python code is not run (safe_mode)"
+    where = re.search(r"deserializing class '([^']+)'", text)
+    inner = text.rsplit("Exception encountered:", 1)[-1].strip()
+    inner = re.split(r"(?<=\.)\s", (inner.splitlines() or [""])[0])[0]  # its first sentence
+    if len(inner) > 200:
+        inner = inner[:200] + "..."
+    where = f"in class {where.group(1)!r}: " if where else ""
+    return f"its config.json cannot be rebuilt ({where}{type(error).__name__}: {inner})"
+
+
+def _check_config(path, text):
+    """Refuses a config.json that is not JSON or nests deeper than MAX_CONFIG_DEPTH levels."""
+    try:
+        config = json.loads(text)
+    except RecursionError:
+        raise ValueError(
+            f"path={str(path)!r} cannot be loaded: its config.json nests deeper than Python's "
+            f"JSON reader goes; {_ALLOWED}."
+        ) from None
+    except ValueError as e:  # JSONDecodeError, UnicodeDecodeError
+        raise ValueError(
+            f"path={str(path)!r} cannot be loaded: its config.json is not JSON ({e}); "
+            f"{_ALLOWED}."
+        ) from None
+    depth, stack = 0, [(config, 1)]
+    while stack:  # iterative: a deep config must not exhaust the stack here either
+        value, level = stack.pop()
+        depth = max(depth, level)
+        if isinstance(value, dict):
+            stack.extend((v, level + 1) for v in value.values())
+        elif isinstance(value, list):
+            stack.extend((v, level + 1) for v in value)
+    if depth > MAX_CONFIG_DEPTH:
+        raise ValueError(
+            f"path={str(path)!r} cannot be loaded: its config.json nests {depth} levels deep; "
+            f"{_ALLOWED} (at most {MAX_CONFIG_DEPTH} levels)."
+        )
 
 
 def _check_keras_archive(path):
@@ -45,6 +110,8 @@ def _check_keras_archive(path):
             names = archive.namelist()
             _check_expansion(path, archive.infolist())  # before anything is decompressed
             damaged = archive.testzip()  # reads every member: a flipped byte fails its CRC
+            has_config = damaged is None and "config.json" in names
+            config = archive.read("config.json") if has_config else None
     except (zipfile.BadZipFile, OSError, EOFError) as e:
         raise ValueError(
             f"path={str(path)!r} is truncated or not a .keras (zip) archive ({e}); {allowed}."
@@ -59,6 +126,7 @@ def _check_keras_archive(path):
             f"path={str(path)!r} is a zip archive without config.json, not a .keras model; "
             f"{allowed}."
         )
+    _check_config(path, config)
 
 
 # A member larger than this that expands more than BOMB_RATIO times is a decompression bomb:

@@ -1,6 +1,8 @@
 """`keras_csp.load_model` on files that are not complete `.keras` archives: one clear ValueError."""
 
 import io
+import json
+import re
 import zipfile
 
 import pytest
@@ -100,3 +102,84 @@ def test_an_archive_larger_than_the_free_memory_is_refused(keras_bytes, tmp_path
     monkeypatch.undo()
     assert saving.available_memory() > 1 << 20  # the real reading: /proc/meminfo or sysconf
     assert keras_csp.load_model(tmp_path / "m.keras").output_shape == (None, 3)
+
+
+def _config(keras_bytes, change):
+    config = json.loads(zipfile.ZipFile(io.BytesIO(keras_bytes)).read("config.json"))
+    change(config["config"]["layers"])
+    return json.dumps(config)
+
+
+def _nested(levels):
+    value = 1
+    for _ in range(levels):
+        value = {"a": [value]}
+    return value
+
+
+BAD_CONFIGS = {  # config.json -> what the one-line error says
+    "unknown layer": (
+        lambda b: _config(b, lambda layers: layers[1].update(class_name="Frobnicate")),
+        r"cannot be loaded: its config\.json cannot be rebuilt \(.*'keras\.layers\.Frobnicate'",
+    ),
+    "layer without a name": (
+        lambda b: _config(b, lambda layers: layers[1].pop("name")),
+        r"cannot be loaded: its config\.json lacks the key 'name' \(KeyError\)",
+    ),
+    "not JSON": (
+        lambda b: "this is {not json",
+        r"cannot be loaded: its config\.json is not JSON \(Expecting value: line 1 column 1",
+    ),
+    "too deep for Python": (
+        lambda b: "[" * 100_000 + "]" * 100_000,
+        r"cannot be loaded: its config\.json nests deeper than Python's JSON reader goes",
+    ),
+    "deeply nested": (
+        lambda b: _config(b, lambda layers: layers[1]["config"].update(units=_nested(300))),
+        r"cannot be loaded: its config\.json nests 60\d levels deep",
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def lambda_keras(tmp_path_factory):
+    import keras
+
+    inputs = keras.Input((32, 32, 3))
+    outputs = keras.layers.Lambda(lambda x: x * 2.0, name="double")(inputs)
+    path = tmp_path_factory.mktemp("lambda") / "m.keras"
+    keras.Model(inputs, outputs).save(path)
+    return path
+
+
+def _bad_model(name, keras_bytes, lambda_keras, tmp_path):
+    if name == "Lambda":
+        return lambda_keras, r"cannot be loaded: it holds a Lambda layer, whose Python code is not run"
+    make, message = BAD_CONFIGS[name]
+    return _rezip(keras_bytes, tmp_path / "m.keras", {"config.json": make(keras_bytes)}), message
+
+
+@pytest.mark.parametrize("name", ["Lambda", *BAD_CONFIGS])
+def test_models_that_cannot_be_rebuilt_get_one_line(keras_bytes, lambda_keras, tmp_path, name,
+                                                    capsys):
+    from keras_csp import cli
+
+    path, message = _bad_model(name, keras_bytes, lambda_keras, tmp_path)
+    with pytest.raises(ValueError, match=rf"^path='{re.escape(str(path))}' {message}.*; allowed: "):
+        keras_csp.load_model(path)
+    output = tmp_path / "out.tflite"
+    assert cli.main(["export", str(path), "-o", str(output)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert re.match(rf"keras-csp: error: path='{re.escape(str(path))}' {message}", err), err
+    assert len(err.splitlines()) == 1 and len(err) < 600, err
+    assert not output.exists()
+
+
+def test_the_cli_refuses_a_zip_bomb_in_one_line(keras_bytes, tmp_path, capsys):
+    from keras_csp import cli
+
+    bomb = _rezip(keras_bytes, tmp_path / "m.keras", {"model.weights.h5": 16},
+                  zipfile.ZIP_DEFLATED)
+    assert cli.main(["export", str(bomb), "-o", str(tmp_path / "out.tflite")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "as a decompression bomb does" in err, err
