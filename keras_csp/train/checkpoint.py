@@ -18,6 +18,8 @@ statistics), every optimizer variable (iteration count, momenta, loss scale) and
 training state (position, history, partial-epoch sums, wall time) and a fingerprint of the model, so
 resuming with another model is refused. `--overwrite` removes only these files (by name), never
 anything else in the folder; a truncated or corrupt latest checkpoint falls back to an older one.
+A subfolder that is a symlink out of `output_dir` is refused (`check_links`): nothing is written
+or deleted through it.
 """
 
 import hashlib
@@ -160,6 +162,7 @@ def prepare_output_dir(output_dir, resume, overwrite, is_chief=True):
             f"output_dir={output_dir!r} is a file; nothing was changed. Allowed: a folder path "
             "(a new folder, or one holding a keras-csp run)."
         )
+    check_links(output_dir)
     if not is_chief and not resume:
         # Other workers write nothing; the chief checks (and, with overwrite, cleans) the folder.
         return None
@@ -185,6 +188,25 @@ def prepare_output_dir(output_dir, resume, overwrite, is_chief=True):
     return None
 
 
+def check_links(output_dir):
+    """Refuses a folder of the run (checkpoints/, logs/, logs/train, logs/validation) that is a
+    symlink leading out of `output_dir`: the run would write its files there and `overwrite`
+    would delete that folder's files by name. A link that stays inside is the user's choice."""
+    root = os.path.realpath(output_dir)
+    for sub in (CHECKPOINT_DIR, LOG_DIR, *(f"{LOG_DIR}/{s}" for s in LOG_SPLITS)):
+        path = os.path.join(output_dir, sub)
+        if not os.path.islink(path):
+            continue
+        target = os.path.realpath(path)
+        if os.path.commonpath([root, target]) != root:
+            raise ValueError(
+                f"output_dir={output_dir!r}: {sub} is a symlink to {target!r}, outside the output "
+                "folder, and the run would write and delete files through it; nothing was "
+                f"changed. Allowed: a real folder (or a link within output_dir) at {sub}, or "
+                "another output_dir."
+            )
+
+
 def _short(names, limit=6):
     return names[:limit] + ([f"... ({len(names) - limit} more)"] if len(names) > limit else [])
 
@@ -196,6 +218,7 @@ def begin_run(output_dir, overwrite, say=print):
     Called once the run is known to start (data read, model built, checkpoint restored), so a run
     that fails before it leaves the folder as it was.
     """
+    check_links(output_dir)
     os.makedirs(output_dir, exist_ok=True)
     files = existing_run_files(output_dir)
     leftovers = [n for n in files if _temporary(os.path.basename(n))]
