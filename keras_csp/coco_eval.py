@@ -151,7 +151,7 @@ def detection_format(data, data_format=None):
 
 
 def read_detection_set(data, images_dir=None, split="val", data_format=None, *,
-                       clip_boxes=False, train_split="train"):
+                       clip_boxes=False, train_split="train", class_names=None):
     """One split of a COCO, YOLO or VOC detection set as a `DetectionSet`.
 
     Args:
@@ -162,11 +162,19 @@ def read_detection_set(data, images_dir=None, split="val", data_format=None, *,
             (`ImageSets/Main/<split>.txt`). Not used for COCO.
         data_format: `"coco"`, `"yolo"` or `"voc"`; default: from the path (`detection_format`).
         clip_boxes: COCO only, as `coco_detection`'s.
-        train_split: VOC only: the image set whose object names are the classes (training's).
+        train_split: VOC only: the image set whose sorted object names are the classes
+            (training's).
+        class_names: VOC only: the class names in the model's class order instead (a model
+            trained on another format's data, or on VOC's 20 classes in their usual order).
     """
     if isinstance(data, DetectionSet):
         return data
     data_format = detection_format(data, data_format)
+    if data_format != "voc" and class_names is not None:
+        raise ValueError(
+            f"class_names applies to VOC sets; a {data_format.upper()} set names its classes "
+            "itself: allowed: class_names=None."
+        )
     if data_format != "coco" and images_dir is not None:
         raise ValueError(
             f"images_dir={str(images_dir)!r} applies to COCO files; a {data_format.upper()} set "
@@ -179,7 +187,7 @@ def read_detection_set(data, images_dir=None, split="val", data_format=None, *,
     elif data_format == "yolo":
         categories, records = read_yolo(data, split)
     else:
-        categories, records = read_voc(data, split, train_set=train_split)
+        categories, records = read_voc(data, split, class_names, train_set=train_split)
     return DetectionSet(categories, records, data_format, str(data))
 
 

@@ -10,60 +10,37 @@ evaluate` read back, so the COCO path runs on exactly the data the synthetic pat
 import json
 import os
 
-import numpy as np
-
-# Names of the split files and folders inside the output folder.
-SPLIT_NAMES = {"train": "train", "validation": "val"}
-
-
-def _check_overwrite(out_dir, overwrite):
-    from keras_csp.files import check_output_path
-
-    path = check_output_path(out_dir, "out_dir", kind="folder")
-    if path.is_dir() and any(path.iterdir()) and not overwrite:
-        raise ValueError(
-            f"out_dir={str(path)!r} is not empty; allowed: a new or empty folder, or "
-            "overwrite=True (--overwrite) to replace it."
-        )
-    return path
+from keras_csp.data.detection_export import (
+    check_overwrite,
+    check_write_arguments,
+    save_jpeg,
+    split_images,
+    splits,
+    synthetic_detection,
+)
 
 
-def _split_to_coco(split, class_ids, class_names, folder, quality, batch_size=64):
+def _split_to_coco(split, class_ids, class_names, folder, quality):
     """Writes the split's images as JPEGs under `folder`; returns its COCO dict."""
-    import keras_cv
-    from PIL import Image
-
     images, annotations = [], []
-    for batch in split.as_dataset(batch_size, shuffle=False):
-        pixels = np.clip(np.round(batch["images"].numpy()), 0, 255).astype(np.uint8)
-        boxes = batch["bounding_boxes"]["boxes"]
-        if split.bounding_box_format != "xyxy":
-            boxes = keras_cv.bounding_box.convert_format(
-                boxes, source=split.bounding_box_format, target="xyxy", images=batch["images"]
+    for image, image_boxes, image_classes in split_images(split):
+        image_id = len(images) + 1
+        name = f"{image_id - 1:06d}.jpg"
+        save_jpeg(image, os.path.join(folder, name), quality)
+        height, width = image.shape[:2]
+        images.append({"id": image_id, "file_name": name, "width": width, "height": height})
+        for (x1, y1, x2, y2), k in zip(image_boxes, image_classes):
+            w, h = x2 - x1, y2 - y1
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": image_id,
+                    "category_id": class_ids[int(k)],
+                    "bbox": [round(float(v), 3) for v in (x1, y1, w, h)],
+                    "area": round(float(w * h), 3),
+                    "iscrowd": 0,
+                }
             )
-        boxes = np.asarray(boxes, np.float64)
-        classes = batch["bounding_boxes"]["classes"].numpy()
-        for image, image_boxes, image_classes in zip(pixels, boxes, classes):
-            image_id = len(images) + 1
-            name = f"{image_id - 1:06d}.jpg"
-            # 4:4:4 chroma: the default 4:2:0 smears the colours of objects a few pixels wide.
-            Image.fromarray(image).save(os.path.join(folder, name), quality=quality, subsampling=0)
-            height, width = image.shape[:2]
-            images.append({"id": image_id, "file_name": name, "width": width, "height": height})
-            for (x1, y1, x2, y2), k in zip(image_boxes, image_classes):
-                if k < 0:  # padding
-                    continue
-                w, h = x2 - x1, y2 - y1
-                annotations.append(
-                    {
-                        "id": len(annotations) + 1,
-                        "image_id": image_id,
-                        "category_id": class_ids[int(k)],
-                        "bbox": [round(float(v), 3) for v in (x1, y1, w, h)],
-                        "area": round(float(w * h), 3),
-                        "iscrowd": 0,
-                    }
-                )
     categories = [
         {"id": i, "name": n, "supercategory": "object"} for i, n in zip(class_ids, class_names)
     ]
@@ -86,20 +63,12 @@ def write_coco(data, out_dir, quality=95, overwrite=False):
     """
     from keras_csp.files import atomic_folder
 
-    if getattr(data, "task", None) != "detection":
-        raise ValueError(
-            f"data={data!r} is not allowed; allowed: a detection ImageData (task='detection')."
-        )
-    if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100:
-        raise ValueError(f"quality={quality!r} is not allowed; allowed: an integer in 1..100.")
-    path = _check_overwrite(out_dir, overwrite)
+    check_write_arguments(data, quality)
+    path = check_overwrite(out_dir, overwrite)
     class_ids = list(data.category_ids or range(1, data.num_classes + 1))
     written = {}
     with atomic_folder(path) as tmp:
-        for split in (data.train, data.validation):
-            if split is None:
-                continue
-            name = SPLIT_NAMES[split.name]
+        for name, split in splits(data):
             os.makedirs(tmp / name)
             coco = _split_to_coco(split, class_ids, data.class_names, tmp / name, quality)
             with open(tmp / f"{name}.json", "w", encoding="utf-8") as f:
@@ -120,15 +89,5 @@ def export_coco(out_dir, difficulty="hard", quality=95, overwrite=False, **shape
     `shapes_options` are `synthetic_shapes`' arguments (`num_train`, `num_validation`,
     `image_size`, `seed`, `max_objects`, ...). Returns what `write_coco` returns.
     """
-    from keras_csp.data.synthetic import synthetic_shapes
-
-    if "task" in shapes_options:
-        raise ValueError(
-            f"task={shapes_options['task']!r} is not allowed; export_coco always writes detection "
-            "data."
-        )
-    if "bounding_box_format" in shapes_options:
-        raise ValueError("bounding_box_format is not allowed; COCO files store [x, y, w, h] boxes.")
-    _check_overwrite(out_dir, overwrite)  # before any drawing
-    data = synthetic_shapes("detection", difficulty=difficulty, **shapes_options)
+    data = synthetic_detection("coco", out_dir, overwrite, difficulty, shapes_options)
     return write_coco(data, out_dir, quality=quality, overwrite=overwrite)

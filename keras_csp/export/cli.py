@@ -7,7 +7,9 @@ device without TensorFlow; `export` imports TensorFlow when it runs.
 """
 
 import argparse
+import errno
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -40,10 +42,8 @@ def _add_export(subparsers):
                    help="output file (.tflite) or folder (SavedModel); default from the model name")
     e.add_argument("--quantize", default="none",
                    help="tflite only: none, fp16, dynamic, int8 or qat (default none)")
-    e.add_argument("--batch", default=None, metavar="N|dynamic",
-                   help="tflite only: the file's batch size, 1 (default: phones, the whole graph on "
-                   "the mobile GPU) or another integer, or dynamic (any batch; the interpreter "
-                   "resizes). A SavedModel always takes any batch")
+    e.add_argument("--batch", default=None, metavar="N|dynamic", help="tflite only: the "
+                   "file's batch size: 1 (default, phones), N, or dynamic (any batch size)")
     e.add_argument("--io", default="float",
                    help="int8/qat only: float (default), int8 or uint8 model inputs and outputs")
     e.add_argument("--data", default=None,
@@ -111,6 +111,10 @@ def _add_evaluate(subparsers):
     v.add_argument("--images-dir", default=None,
                    help="detectors, COCO: the folder of the JSON's images (default: the JSON's "
                    "folder)")
+    v.add_argument("--labels", default=None,
+                   help="detectors, VOC: text file with the class names in the model's order "
+                   "(default: the sorted object names of ImageSets/Main/train.txt, as training "
+                   "on VOC orders them)")
     v.add_argument("--score-threshold", type=float, default=None,
                    help="detectors: non-max suppression's smallest score (default 0.001, "
                    "COCO's protocol, as training's validation mAP)")
@@ -131,29 +135,6 @@ def run(args):
 
 
 # ------------------------------------------------------------------------------------ export
-
-
-def _load_model(spec, args):
-    path = Path(spec)
-    if path.suffix == ".keras":
-        if not path.is_file():
-            raise ValueError(f"MODEL_OR_FILE={spec!r} does not exist; allowed: a .keras file.")
-        from keras_csp.saving import load_model
-
-        return load_model(path), path.stem
-    from keras_csp.models import build_model
-    from keras_csp.models.config import ARCHITECTURES, get_config
-
-    if spec.lower() not in ARCHITECTURES:
-        raise ValueError(
-            f"MODEL_OR_FILE={spec!r} is neither a .keras file nor an architecture; allowed: a "
-            f".keras file or one of {', '.join(sorted(ARCHITECTURES))}."
-        )
-    size = args.input_size or get_config(spec).default_size
-    model = build_model(
-        spec, input_shape=(size, size, 3), weights=args.weights, classes=args.classes
-    )
-    return model, spec.lower()
 
 
 def _export(args):
@@ -177,27 +158,24 @@ def _export(args):
     if args.format == "tflite":  # check the choices before building or loading anything
         convert.check_choice(args.quantize, convert.QUANTIZE_MODES, "quantize")
         convert.check_choice(args.io, convert.IO_TYPES, "io")
-        batch = convert.check_batch(1 if args.batch is None else args.batch, "--batch")
-    elif args.batch not in (None, convert.DYNAMIC_BATCH):
-        raise ValueError(
-            f"--batch={args.batch!r} applies to --format tflite; a SavedModel takes any batch: "
-            f"allowed with savedmodel: {convert.DYNAMIC_BATCH} or no --batch."
-        )
-    model, stem = _load_model(args.model, args)
+    batch = convert.batch_option(args.format, args.batch, "--batch")
+    model, stem = convert.load_or_build(
+        args.model, args.input_size, args.weights, args.classes, "MODEL_OR_FILE"
+    )
     if args.format == "savedmodel":
         output = args.output or f"{stem}_savedmodel"
-        report = convert.saved_model(
+        report = _writing(output, convert.saved_model)(
             model, output, input_size=args.input_size, verbose=not args.json
         )
     else:
         suffix = "" if args.quantize == "none" else f"_{args.quantize}"
         output = args.output or f"{stem}{suffix}.tflite"
-        report = convert.tflite(
+        report = _writing(output, convert.tflite)(
             model,
             output,
             quantize=args.quantize,
             input_size=args.input_size,
-            batch=convert.DYNAMIC_BATCH if batch is None else batch,
+            batch=batch,
             io=args.io,
             representative_data=args.data if args.quantize in ("int8", "qat") else None,
             calibration_steps=args.calibration_steps,
@@ -216,6 +194,36 @@ def _export(args):
         print(report.to_json())
     return report
 
+
+
+# What the OS says when an export cannot be written (TensorFlow's SavedModel writer reports them
+# as an OpError ending "; <reason> [Op:SaveV2]", not as an OSError).
+_WRITE_ERRORS = tuple(
+    os.strerror(code) for code in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO,
+                                   errno.EFBIG, errno.EACCES)
+)
+
+
+def _writing(output, export):
+    """`export` (convert.saved_model or convert.tflite) with a failed write of `output` (a full
+    disk, a quota, an I/O error) said in one line: the write is atomic, so what `output` held
+    before is still there and no temporary file is left."""
+
+    def run(*args, **kwargs):
+        try:
+            return export(*args, **kwargs)
+        except OSError as e:
+            reason = e.strerror or str(e)
+        except Exception as e:  # noqa: BLE001 - only TensorFlow's write errors are translated
+            reason = next((r for r in _WRITE_ERRORS if f"; {r} [Op:" in str(e)), None)
+            if reason is None or type(e).__module__.split(".")[0] != "tensorflow":
+                raise
+        raise ValueError(
+            f"--output={str(output)!r} could not be written: {reason}; what it held before is "
+            "kept and nothing else is left: allowed: an output on a disk with room for the export."
+        ) from None
+
+    return run
 
 # ------------------------------------------------------------------------- predict, evaluate
 
@@ -357,7 +365,7 @@ def _image_paths(images):
                     f"({', '.join(lite.IMAGE_EXTENSIONS)}) or folders holding some."
                 )
             paths.extend(str(p) for p in found)
-        elif path.is_file():
+        elif os.path.lexists(path):  # a device or a broken link too: skipped and counted
             paths.append(image)
         else:
             raise ValueError(
@@ -423,9 +431,15 @@ def _evaluate_detector(args, data_format):
             f"--images-dir={args.images_dir!r} is for COCO files; a {data_format.upper()} set "
             "finds its images itself: allowed: no --images-dir."
         )
+    if data_format != "voc" and args.labels is not None:
+        raise ValueError(
+            f"--labels={args.labels!r} orders a VOC set's classes; a {data_format.upper()} set "
+            "numbers its classes itself: allowed: no --labels."
+        )
     # Read (and check) the data before the model: bad data is refused without loading anything.
     data = coco_eval.read_detection_set(
-        args.data, args.images_dir, args.split or "val", data_format, clip_boxes=args.clip_boxes
+        args.data, args.images_dir, args.split or "val", data_format, clip_boxes=args.clip_boxes,
+        class_names=[n for n in _labels(args.labels) if n] if args.labels else None,
     )
     model = _lite_model(args)
     if model.kind != "detector":

@@ -189,9 +189,12 @@ def class_names(root, train_set="train"):
 def read_voc(root, split="val", categories=None, train_set="train"):
     """Parses and checks one image set of a VOC root; returns `(categories, records)`.
 
-    `categories` is `{class index: name}`: the sorted names of `train_set` unless given.
-    `records` is a list of `(path, boxes [[x1, y1, x2, y2] pixels], class ids, difficult flags)`.
+    `categories` is `{class index: name}` (or a list of names in class order: a model's own
+    order, VOC's 20 classes): the sorted names of `train_set` unless given. `records` is a list
+    of `(path, boxes [[x1, y1, x2, y2] pixels], class ids, difficult flags)`.
     """
+    if isinstance(categories, (list, tuple)):
+        categories = dict(enumerate(str(c) for c in categories))
     root = str(root)
     if not os.path.isdir(os.path.join(root, "Annotations")):
         raise ValueError(
@@ -200,7 +203,8 @@ def read_voc(root, split="val", categories=None, train_set="train"):
         )
     listing, ids = image_ids(root, split)
     annotations = [read_annotation(root, i) for i in ids]
-    if categories is None:
+    derived = categories is None
+    if derived:
         names = (sorted({o[0] for _, objects in annotations for o in objects})
                  if split == train_set else class_names(root, train_set))
         if not names:
@@ -213,8 +217,9 @@ def read_voc(root, split="val", categories=None, train_set="train"):
         for name, _, _, line, path in objects:
             if name not in index:
                 raise ValueError(
-                    f"{path} line {line}: the class {name!r} is not among the training set's "
-                    f"({train_set!r}) classes; allowed: {', '.join(list(index)[:20])}."
+                    f"{path} line {line}: the class {name!r} is not among the "
+                    + (f"training set's ({train_set!r})" if derived else "given")
+                    + f" classes; allowed: {', '.join(list(index)[:20])}."
                 )
         records.append((
             image,

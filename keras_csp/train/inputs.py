@@ -31,6 +31,14 @@ def load_data(cfg, task):
             validation_split=cfg.validation_split,
             seed=cfg.data_seed,
         )
+    if cfg.data in ("yolo", "voc"):
+        loader = kdata.yolo_detection if cfg.data == "yolo" else kdata.voc_detection
+        return loader(
+            cfg.data_path,
+            image_size=cfg.input_size or 416,
+            bounding_box_format=cfg.bounding_box_format,
+            max_boxes=cfg.max_boxes,
+        )
     return kdata.coco_detection(
         cfg.data_path,
         cfg.images_dir,
@@ -53,7 +61,8 @@ def check_data(data, task, cfg):
     if not isinstance(data, ImageData):
         raise ValueError(
             f"data={type(data).__name__} is not allowed; allowed: a keras_csp.data.ImageData "
-            "(from synthetic_shapes, image_folder or coco_detection) or None (built from the options)."
+            "(from synthetic_shapes, image_folder, coco_detection, yolo_detection or "
+            "voc_detection) or None (built from the options)."
         )
     if data.task != task:
         raise ValueError(f"data is {data.task} data; this trainer needs {task} data.")
