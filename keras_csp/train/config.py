@@ -15,7 +15,7 @@ import typing
 from typing import Optional, Tuple
 
 TASKS = ("classification", "detection")
-DATASETS = ("shapes", "folder", "coco")
+DATASETS = ("shapes", "folder", "coco", "yolo", "voc")
 FUSIONS = ("full", "first", "last", "none")
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("cosine", "constant")
@@ -76,7 +76,11 @@ class TrainConfig:
     # --- data ---
     data: str = _f("shapes", "data source", DATASETS, "data")
     data_path: Optional[str] = _f(
-        None, "folder: the class-per-folder root; coco: the training annotation JSON", None, "data"
+        None,
+        "folder: the class-per-folder root; coco: the training annotation JSON; yolo: the data "
+        "YAML (its train and val splits); voc: the VOC root (ImageSets/Main/train.txt and val.txt)",
+        None,
+        "data",
     )
     images_dir: Optional[str] = _f(None, "coco: the folder of the training images", None, "data")
     val_data_path: Optional[str] = _f(None, "coco: a validation annotation JSON", None, "data")
@@ -243,15 +247,24 @@ class TrainConfig:
             raise ValueError(
                 f"attention={self.attention!r} is not allowed; allowed: 'sam', 'spp' or 'none'."
             )
-        if self.data in ("folder", "coco") and not self.data_path:
+        if self.data in ("folder", "coco", "yolo", "voc") and not self.data_path:
             raise ValueError(
                 f"data={self.data!r} needs data_path (--data-path): "
-                + ("the class-per-folder root." if self.data == "folder" else "the annotation JSON.")
+                + {"folder": "the class-per-folder root.", "coco": "the annotation JSON.",
+                   "yolo": "the data YAML.", "voc": "the VOC root folder."}[self.data]
             )
         if self.data == "coco" and not self.images_dir:
             raise ValueError("data='coco' needs images_dir (--images-dir): the images' folder.")
-        if self.data == "coco" and self.task != "detection":
-            raise ValueError("data='coco' is detection data; allowed with task='detection'.")
+        if self.data in ("coco", "yolo", "voc") and self.task != "detection":
+            raise ValueError(
+                f"data={self.data!r} is detection data; allowed with task='detection'."
+            )
+        if self.data in ("yolo", "voc") and (self.images_dir or self.val_data_path
+                                             or self.val_images_dir):
+            raise ValueError(
+                f"data={self.data!r} finds its images and validation split in data_path; allowed: "
+                "no images_dir, val_data_path or val_images_dir (they are for coco)."
+            )
         if self.data == "folder" and self.task != "classification":
             raise ValueError(
                 "data='folder' is classification data; allowed with task='classification'."
