@@ -7,6 +7,8 @@ to a model's input (center crop, stretch, letterbox) and how an image folder is 
 """
 
 import os
+import stat
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -42,11 +44,17 @@ def check_resize(resize, argument="resize"):
 
 
 class UnreadableImageError(ValueError):
-    """An image file that cannot be decoded (corrupt, truncated, not an image at all).
+    """An image file that cannot be decoded (corrupt, truncated, not an image at all, no regular
+    file, a decompression bomb); `.reason` says why in a few words.
 
     Where many files are read (`read_images`: evaluation, calibration, `keras-csp predict`) such
-    files are skipped and counted, as training skips them; `load_image` on one file raises it.
+    files are skipped and counted with the reason, as training skips them; `load_image` on one
+    file raises it.
     """
+
+    def __init__(self, message, reason=None):
+        super().__init__(message)
+        self.reason = reason or message
 
 
 def check_image_size(size, argument="size"):
@@ -92,38 +100,132 @@ def load_image(path, size=None, resize="none", crop_fraction=DEFAULT_CROP_FRACTI
     the file to have that size already; "stretch" resizes to it; "crop" resizes so that the
     center `crop_fraction` of the image covers it and cuts the center out (timm's evaluation
     transform). Grey, grey+alpha, RGBA, palette and 16-bit files are converted to RGB as training
-    converts them (alpha is dropped, not blended). A file that cannot be decoded raises
-    `UnreadableImageError` (a ValueError).
+    converts them (alpha is dropped, not blended). A file that cannot be decoded, is no regular
+    file (a device, a FIFO, a link to nothing) or has more pixels than Pillow's decompression-bomb
+    limit raises `UnreadableImageError` (a ValueError).
     """
     check_resize(resize)
     size = check_image_size(size)
-    Image = pil()
     path = Path(path)
-    if path.is_dir():
-        raise ValueError(f"image={str(path)!r} is a folder; allowed: an image file.")
-    if not path.is_file():
-        raise ValueError(f"image={str(path)!r} does not exist; allowed: an image file.")
-    undecodable = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
-    try:
-        opened = Image.open(path)
-    except undecodable as e:
-        raise _unreadable(path, e) from None
-    with opened:  # closing the file also discards the pixels: everything happens inside
+    with _open(path) as opened:  # closing the file also discards the pixels: all happens inside
         try:
             opened.load()
             img = _to_rgb(opened)
-        except undecodable as e:
-            raise _unreadable(path, e) from None
+        except _undecodable() as e:
+            raise _unreadable(path, _reason(e)) from None
         if size is not None:
             img = _fit(img, size, resize, crop_fraction, path)
         return np.asarray(img, dtype=np.uint8).copy()
 
 
-def _unreadable(path, error):
+def _undecodable():
+    """What Pillow raises for a file it cannot decode: its decoders raise many types, and a
+    decompression bomb is an `Image.DecompressionBombError` (no OSError)."""
+    Image = pil()
+    return (OSError, SyntaxError, ValueError, IndexError, EOFError, struct.error,
+            Image.DecompressionBombError)
+
+
+def _open(path):
+    """Pillow's image of `path`, opened lazily (the header is read), after the checks that every
+    reader makes: an existing regular file, within the decompression-bomb limit."""
+    if path.is_dir():
+        raise ValueError(f"image={str(path)!r} is a folder; allowed: an image file.")
+    if not os.path.lexists(path):
+        raise ValueError(f"image={str(path)!r} does not exist; allowed: an image file.")
+    special = not_regular(path)
+    if special:
+        raise _unreadable(path, special)
+    try:
+        return pil().open(path)
+    except _undecodable() as e:
+        raise _unreadable(path, _reason(e)) from None
+
+
+def not_regular(path):
+    """Why `path` is no regular file (after following links) in a few words, or None.
+
+    Devices, FIFOs and sockets are never opened: reading `/dev/zero` never ends and opening a
+    FIFO waits for a writer. A missing path gives None (the caller says "does not exist").
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "a link to a missing file" if os.path.islink(path) else None
+    except OSError:
+        return None  # e.g. no permission: opening it says why
+    if stat.S_ISREG(mode):
+        return None
+    kinds = ((stat.S_ISDIR, "a folder"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a FIFO"),
+             (stat.S_ISSOCK, "a socket"))
+    return "not a regular file but " + next((k for test, k in kinds if test(mode)), "a special file")
+
+
+def _reason(error):
+    """A decoding error in a few words, without the path (the message names it already)."""
+    Image = pil()
+    if isinstance(error, Image.UnidentifiedImageError):
+        return "UnidentifiedImageError: not an image file Pillow can identify"
+    return f"{type(error).__name__}: {error}"
+
+
+def _unreadable(path, reason):
     return UnreadableImageError(
-        f"image={str(path)!r} is not an image file that can be decoded ({type(error).__name__}: "
-        f"{error}); allowed: {', '.join(IMAGE_EXTENSIONS)} files."
+        f"image={str(path)!r} is not an image file that can be decoded ({reason}); allowed: "
+        f"{', '.join(IMAGE_EXTENSIONS)} files of at most {pixel_limit_text()}.",
+        reason,
     )
+
+
+def pixel_limit_text():
+    limit = pil().MAX_IMAGE_PIXELS
+    return "any size" if limit is None else f"{2 * limit:,} pixels"
+
+
+def image_header(path):
+    """`(width, height)` of the image file `path`, read from its header: no pixel is decoded.
+
+    The safe first look at an untrusted file: raises `UnreadableImageError` for a path that is no
+    regular file (never opened), a header Pillow cannot read, and an image of more pixels than
+    Pillow's decompression-bomb limit (`2 * PIL.Image.MAX_IMAGE_PIXELS`, 178,956,970 unless
+    changed): decoding a 30000x30000 PNG of a few KB would take 2.7 GB. A missing path or a
+    folder is a plain ValueError.
+    """
+    with _open(Path(path)) as opened:
+        return opened.size
+
+
+def safe_to_decode(path):
+    """False for a file that no decoder may be given: no regular file, or a decompression bomb.
+
+    For decoders without Pillow's limit: TensorFlow's `decode_image` allocates a 20000x20000 PNG
+    of a few KB (1.2 GB) before it decodes a row, and reads `/dev/zero` forever. Only the header
+    is read; a header Pillow cannot read gives True (the decoder's own error skips the file).
+    """
+    path = os.fsdecode(path)
+    if not_regular(path):
+        return False
+    Image = pil()
+    try:
+        with Image.open(path):
+            return True
+    except Image.DecompressionBombError:
+        return False
+    except Exception:  # missing, unidentified, truncated header: for the decoder to report
+        return True
+
+
+def unreadable_reason(path):
+    """Why the image file `path` cannot be decoded, in a few words, or None when it decodes."""
+    try:
+        with _open(Path(path)) as opened:
+            opened.load()
+    except UnreadableImageError as e:
+        return e.reason
+    except _undecodable() as e:
+        return _reason(e)
+    return None
 
 
 def read_images(paths, size, resize="none", crop_fraction=DEFAULT_CROP_FRACTION, skipped=None):
@@ -141,7 +243,7 @@ def read_images(paths, size, resize="none", crop_fraction=DEFAULT_CROP_FRACTION,
             images.append(load_image(path, size, resize, crop_fraction))
         except UnreadableImageError as e:
             if skipped is not None:
-                skipped.append((str(path), str(e)))
+                skipped.append((str(path), e.reason))
             continue
         kept.append(index)
     return (np.stack(images) if images else None), kept
@@ -149,22 +251,17 @@ def read_images(paths, size, resize="none", crop_fraction=DEFAULT_CROP_FRACTION,
 
 def decodes(path):
     """True if Pillow decodes the whole file (a truncated JPEG or PNG fails only when decoded)."""
-    Image = pil()  # outside the try: a missing Pillow is an error, not an unreadable file
-    try:
-        with Image.open(path) as image:
-            image.load()
-        return True
-    except Exception:  # Pillow's decoders raise many types (OSError, SyntaxError, struct.error...)
-        return False
+    return unreadable_reason(path) is None
 
 
 def describe_skipped(skipped, limit=5):
-    """'2 unreadable image(s) skipped: a.png, b.png' for `read_images`' list (or '')."""
+    """'2 unreadable image(s) skipped: a.png (why), b.png (why)' for `read_images`' list of
+    `(path, reason)` (or '')."""
     if not skipped:
         return ""
-    names = [path for path, _ in skipped]
-    shown = ", ".join(names[:limit]) + (", ..." if len(names) > limit else "")
-    return f"{len(names)} unreadable image(s) skipped: {shown}"
+    named = [f"{path} ({reason})" if reason else str(path) for path, reason in skipped]
+    shown = ", ".join(named[:limit]) + (", ..." if len(named) > limit else "")
+    return f"{len(named)} unreadable image(s) skipped: {shown}"
 
 
 # ------------------------------------------------------------------------ fitting to an input
@@ -219,6 +316,20 @@ def _visible(name):
     # Hidden entries are tool litter (.ipynb_checkpoints, macOS "._x.jpg" resource forks), never
     # images or classes.
     return not name.startswith(".")
+
+
+def path_inside(folder, name):
+    """`os.path.join(folder, name)`, or None when `name` is absolute or its `..` lead out of
+    `folder` (a file name read from an annotation file must not open `../../etc/passwd`).
+
+    Decided on the names alone (as `os.path.normpath` does), not by following links: a link
+    inside the folder is the user's own and may lead anywhere.
+    """
+    if not isinstance(name, str) or not name or "\0" in name or os.path.isabs(name):
+        return None
+    joined = os.path.join(folder, name)
+    base, full = os.path.abspath(folder), os.path.abspath(joined)  # lexical: no link is followed
+    return joined if os.path.commonpath([base, full]) == base else None
 
 
 def image_paths(folder):

@@ -26,6 +26,7 @@ import numpy as np
 # model trained here takes the inputs of one loaded with weights="imagenet", and `decode_image`
 # (tf.io.decode_image: BMP, GIF, JPEG, PNG) reads every file type the other readers take.
 from keras_csp.images import IMAGE_EXTENSIONS, IMAGENET_MEAN, IMAGENET_STD  # noqa: F401
+from keras_csp.images import describe_skipped, safe_to_decode, unreadable_reason
 
 TASKS = ("classification", "detection")
 
@@ -36,17 +37,30 @@ def check_task(task):
 
 
 class SkipLog:
-    """The images that could not be read, each counted once however often it was tried."""
+    """The images that could not be read, each counted once however often it was tried, with
+    the reason (given, or asked of Pillow when first reported: the TF decoder does not say)."""
 
     def __init__(self):
         self._lock = threading.Lock()
-        self._sources = set()
+        self._sources = {}
 
-    def record(self, source):
+    def record(self, source, reason=None):
         if isinstance(source, bytes):
             source = source.decode("utf-8", "replace")
         with self._lock:
-            self._sources.add(str(source))
+            if reason or str(source) not in self._sources:
+                self._sources[str(source)] = reason
+
+    @property
+    def reasons(self):
+        """`[(source, reason)]`, sorted by source."""
+        with self._lock:
+            missing = [s for s, reason in self._sources.items() if not reason]
+        found = {s: unreadable_reason(s) or "TensorFlow cannot decode it" for s in missing}
+        with self._lock:
+            for source, reason in found.items():
+                self._sources[source] = self._sources[source] or reason
+            return sorted(self._sources.items())
 
     @property
     def count(self):
@@ -59,11 +73,7 @@ class SkipLog:
             return sorted(self._sources)
 
     def report(self, limit=10):
-        sources = self.sources
-        if not sources:
-            return "no unreadable images"
-        shown = ", ".join(sources[:limit]) + (", ..." if len(sources) > limit else "")
-        return f"{len(sources)} unreadable image(s) skipped: {shown}"
+        return describe_skipped(self.reasons, limit) or "no unreadable images"
 
     def _record_tensor(self, source):
         self.record(source)
@@ -81,10 +91,17 @@ def normalize_images(images):
 
 def decode_image(path):
     """uint8 HxWx3 image from a BMP, GIF (its first frame), JPEG or PNG file (grayscale and
-    RGBA become RGB)."""
+    RGBA become RGB).
+
+    A file that is no regular file or a decompression bomb (`keras_csp.images.safe_to_decode`,
+    from its header) fails before it is read: TF's decoder would read `/dev/zero` forever and
+    allocate all of a 20000x20000 PNG of a few KB (1.2 GB).
+    """
     import tensorflow as tf
 
-    data = tf.io.read_file(path)
+    safe = tf.numpy_function(safe_to_decode, [path], tf.bool, stateful=False)
+    with tf.control_dependencies([tf.debugging.Assert(safe, [path])]):
+        data = tf.io.read_file(path)
     image = tf.io.decode_image(data, channels=3, expand_animations=False)
     image.set_shape([None, None, 3])
     return image

@@ -13,7 +13,7 @@ from keras_csp.data.core import (
     resize_and_crop,
     safe_load,
 )
-from keras_csp.images import class_folders, decodes
+from keras_csp.images import class_folders, unreadable_reason
 
 # `verify="auto"` decodes every file up front when a folder holds at most this many images (a few
 # seconds on one core for small images); larger folders are checked at decode time only.
@@ -48,16 +48,17 @@ def _list_classes(root):
 
 
 def _drop_unreadable(root, files, skip_log):
-    """Removes the files Pillow cannot decode (recorded in `skip_log`); refuses classes left with
-    none, so that split sizes, batch-size checks and summaries count readable images only."""
+    """Removes the files Pillow cannot decode (recorded in `skip_log` with the reason); refuses
+    classes left with none, so that split sizes, batch-size checks and summaries count readable
+    images only."""
     paths = [p for found in files.values() for p in found]
     workers = min(8, os.cpu_count() or 1)
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:  # Pillow decodes without the GIL
-        ok = dict(zip(paths, pool.map(decodes, paths)))
+        reasons = dict(zip(paths, pool.map(unreadable_reason, paths)))
     for path in paths:
-        if not ok[path]:
-            skip_log.record(path)
-    kept = {name: [p for p in found if ok[p]] for name, found in files.items()}
+        if reasons[path]:
+            skip_log.record(path, reasons[path])
+    kept = {name: [p for p in found if not reasons[p]] for name, found in files.items()}
     if not any(kept.values()):
         raise ValueError(
             f"path={root!r}: none of its {len(paths)} image file(s) can be decoded ("
@@ -158,3 +159,15 @@ def image_folder(path, image_size=224, validation_split=0.1, seed=0, verify="aut
         description=f"image_folder({root!r})",
         skipped=skipped,
     )
+
+
+def split_files(path, validation_split=0.1, seed=0):
+    """`(class_names, train, validation)`: the `(file, label)` lists `image_folder(path,
+    validation_split=..., seed=...)` trains and validates on (what `keras-csp benchmark` measures
+    a classifier on)."""
+    root = os.fspath(path)
+    classes, files = _list_classes(root)
+    if sum(len(found) for found in files.values()) <= VERIFY_LIMIT:  # as verify="auto"
+        files = _drop_unreadable(root, files, SkipLog())
+    train, validation = _split(classes, files, validation_split, seed)
+    return classes, train, validation

@@ -1,17 +1,24 @@
 """COCO-format annotation files, read and checked without TensorFlow: the one reader of training
 (`keras_csp.data.coco_detection`) and of the TF-free mAP (`keras_csp.coco_eval`).
 
-A box outside its image (unless `clip_boxes=True`), a category id that the file does not declare,
-an annotation of an unknown image, an image file that does not exist, image files whose sizes are
-not the ones the file records (an annotation file for another image set), or a data set with no
-boxes at all is a `ValueError` naming the file, the annotation or image, and what is allowed. Crowd
-annotations (`iscrowd: 1`) are left out, as detectors usually do.
+A malformed file (not UTF-8/16/32 JSON, nested too deep, a list that is not one, an image or
+annotation without its fields or with values of the wrong type: ids must be integers, booleans and
+strings are not, a bbox is 4 finite numbers, widths and heights whole numbers >= 1, a duplicate
+image id), a `file_name` that leads out of the images folder, a box outside its image (unless
+`clip_boxes=True`), a category id that the file does not declare, an annotation of an unknown
+image, an image file that does not exist, image files whose sizes are not the ones the file records
+(an annotation file for another image set), or a data set with no boxes at all is a one-line
+`ValueError` naming the file, the annotation or image, the value and what is allowed. Crowd
+annotations (`iscrowd: 1`) are left out, as detectors usually do. Image files that cannot be
+read (corrupt, no regular file, decompression bombs) are left to the readers, which skip and count
+them.
 """
 
 import json
+import math
 import os
 
-from keras_csp.images import pil
+from keras_csp.images import UnreadableImageError, image_header, not_regular, path_inside
 
 # COCO's own boxes are float and may overshoot the image by rounding; beyond this is an error
 # (or, with clip_boxes=True, clipped and counted).
@@ -29,15 +36,13 @@ def first_items(items, limit=5):
 
 def _check_image_sizes(arg, images, images_dir):
     """The files' sizes must be the annotation file's (read from headers, for a spread sample)."""
-    Image = pil()
     listed = [images[i] for i in sorted(images)]
     step = max(1, len(listed) // SIZE_CHECKS)
     wrong, unreadable = [], 0
     for im in listed[::step]:
-        try:
-            with Image.open(os.path.join(images_dir, im["file_name"])) as f:
-                width, height = f.size
-        except OSError:  # corrupt files are skipped at load time and counted there
+        try:  # the header only: a decompression bomb is refused before any pixel is decoded
+            width, height = image_header(os.path.join(images_dir, im["file_name"]))
+        except UnreadableImageError:  # skipped at load time and counted there, with the reason
             unreadable += 1
             continue
         if (width, height) != (int(im["width"]), int(im["height"])):
@@ -53,26 +58,162 @@ def _check_image_sizes(arg, images, images_dir):
 
 
 def _load_json(arg, annotations):
+    special = not_regular(annotations)
+    if special:  # /dev/zero would be read forever
+        raise ValueError(f"{arg} is {special}; allowed: a COCO-format JSON file.")
     try:
-        with open(annotations, encoding="utf-8") as f:
-            coco = json.load(f)
+        with open(annotations, "rb") as f:
+            raw = f.read()
     except FileNotFoundError:
         raise ValueError(f"{arg}: no such file; allowed: a COCO-format JSON file.") from None
+    except OSError as e:
+        raise ValueError(
+            f"{arg} cannot be read ({e.strerror}); allowed: a COCO-format JSON file."
+        ) from None
+    try:  # bytes: json detects UTF-8, UTF-16 and UTF-32 (with or without a byte order mark)
+        coco = json.loads(raw)
+    except UnicodeDecodeError as e:
+        raise ValueError(
+            f"{arg} is not UTF-8 text (byte {e.start}: {e.reason}); allowed: a COCO-format JSON "
+            "file in UTF-8, UTF-16 or UTF-32."
+        ) from None
     except json.JSONDecodeError as e:
         raise ValueError(f"{arg} is not valid JSON ({e}); allowed: a COCO-format JSON file.") from None
+    except RecursionError:
+        raise ValueError(
+            f"{arg} nests arrays or objects deeper than Python's JSON reader can follow; allowed: "
+            "a COCO-format JSON file (a few levels deep)."
+        ) from None
     if not isinstance(coco, dict) or not {"images", "annotations"} <= set(coco):
         raise ValueError(
             f"{arg} lacks the COCO keys; allowed: a JSON object with 'images', 'annotations' and "
             "'categories' lists."
         )
+    for key in ("images", "annotations", "categories"):
+        if not isinstance(coco.get(key, []), list):
+            raise ValueError(
+                f"{arg}: {key!r} is a JSON {_json_type(coco[key])}; allowed: a list of objects."
+            )
     return coco
+
+
+# ------------------------------------------------------------------------- fields, one by one
+
+_MISSING = object()
+
+
+def _json_type(value):
+    names = {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}
+    return names.get(type(value), "number")
+
+
+def _shown(value, limit=60):
+    text = json.dumps(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _is_id(value):
+    # JSON's true is Python's True, an int: ids are integers, and booleans and "1" are not.
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_size(value):
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return number and math.isfinite(value) and value >= 1 and float(value).is_integer()
+
+
+def _is_box(value):
+    return (
+        isinstance(value, list)
+        and len(value) == 4
+        and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            for v in value
+        )
+    )
+
+
+def _field(arg, where, item, key, valid, allowed):
+    """`item[key]`, or a one-line ValueError naming the file, the item, the value and `allowed`."""
+    value = item.get(key, _MISSING)
+    if value is _MISSING:
+        raise ValueError(f"{arg}: {where} has no {key!r}; allowed: {allowed}.")
+    if not valid(value):
+        raise ValueError(f"{arg}: {where} has {key}={_shown(value)}; allowed: {allowed}.")
+    return value
+
+
+def _objects(arg, coco, key):
+    """`(index, item)` of the list `coco[key]`, each a JSON object."""
+    for index, item in enumerate(coco.get(key, [])):
+        if not isinstance(item, dict):
+            raise ValueError(
+                f"{arg}: {key}[{index}] is a JSON {_json_type(item)} ({_shown(item)}); allowed: "
+                "an object."
+            )
+        yield index, item
+
+
+def _categories(arg, coco):
+    """`{id: name}` of the declared categories."""
+    declared = {}
+    for index, c in _objects(arg, coco, "categories"):
+        cid = _field(arg, f"categories[{index}]", c, "id", _is_id, "an integer category id")
+        if cid in declared:
+            raise ValueError(
+                f"{arg}: categories[{index}] repeats category id {cid}; allowed: each id once."
+            )
+        declared[cid] = str(c.get("name", cid))
+    return declared
+
+
+def _images(arg, coco, images_dir):
+    """`{id: image}` of the listed images, their fields checked."""
+    images, seen = {}, {}
+    for index, im in _objects(arg, coco, "images"):
+        image_id = _field(arg, f"images[{index}]", im, "id", _is_id,
+                          "an integer image id (not a string or a boolean)")
+        where = f"image {image_id} (images[{index}])"
+        if image_id in images:
+            raise ValueError(
+                f"{arg}: {where} repeats the id of images[{seen[image_id]}]; allowed: each image "
+                "id once."
+            )
+        name = _field(arg, where, im, "file_name", lambda v: isinstance(v, str) and v,
+                      "a file name (a non-empty string) relative to images_dir")
+        if path_inside(images_dir, name) is None:
+            raise ValueError(
+                f"{arg}: {where} has file_name={name!r}, which leads out of images_dir="
+                f"{images_dir!r}; allowed: a relative path that stays inside images_dir (no "
+                "absolute path, no '..' out of it)."
+            )
+        for key in ("width", "height"):
+            _field(arg, where, im, key, _is_size, "a whole number of pixels >= 1")
+        images[image_id], seen[image_id] = im, index
+    return images
+
+
+def _annotation(arg, index, ann):
+    """`(image id, category id, [x, y, w, h], crowd)` of one annotation, its fields checked."""
+    where = f"annotation {_shown(ann.get('id', '?'), 20)} (annotations[{index}])"
+    image_id = _field(arg, where, ann, "image_id", _is_id, "an integer image id")
+    category = _field(arg, where, ann, "category_id", _is_id, "an integer category id")
+    box = _field(arg, where, ann, "bbox", _is_box,
+                 "[x, y, width, height]: 4 finite numbers")
+    crowd = ann.get("iscrowd", 0)
+    if isinstance(crowd, (dict, list)) or crowd not in (0, 1):  # false and true are 0 and 1
+        raise ValueError(
+            f"{arg}: {where} has iscrowd={_shown(crowd)}; allowed: 0 or 1 (or false, true)."
+        )
+    return image_id, category, [float(v) for v in box], bool(crowd)
 
 
 def _check_image_files(arg, images, images_dir):
     missing = [
         im["file_name"]
         for im in images.values()
-        if not os.path.isfile(os.path.join(images_dir, im["file_name"]))
+        # Special files and broken links are no missing files: the readers skip and count them.
+        if not os.path.lexists(os.path.join(images_dir, im["file_name"]))
     ]
     if missing and len(missing) == len(images):
         raise ValueError(
@@ -88,23 +229,22 @@ def _check_image_files(arg, images, images_dir):
     _check_image_sizes(arg, images, images_dir)
 
 
-def _read_boxes(coco, images, categories, clip_boxes):
+def _read_boxes(arg, coco, images, categories, clip_boxes):
     """`(boxes, classes, problems)`: per image id its xyxy boxes and category ids, and the
     annotations refused or clipped, by kind."""
     boxes = {i: [] for i in images}
     classes = {i: [] for i in images}
     problems = {"unknown_category": [], "unknown_image": [], "outside": [], "clipped": []}
-    for ann in coco["annotations"]:
-        if ann.get("iscrowd", 0):
+    for index, ann in _objects(arg, coco, "annotations"):
+        image_id, category, (x, y, w, h), crowd = _annotation(arg, index, ann)
+        if crowd:
             continue
-        image_id, category = int(ann["image_id"]), int(ann["category_id"])
         if image_id not in images:
             problems["unknown_image"].append(ann.get("id", "?"))
             continue
         if category not in categories:
             problems["unknown_category"].append((category, ann.get("id", "?")))
             continue
-        x, y, w, h = (float(v) for v in ann["bbox"])
         im = images[image_id]
         width, height = float(im["width"]), float(im["height"])
         t = BOX_TOLERANCE
@@ -161,16 +301,16 @@ def read_coco(annotations, images_dir, categories=None, clip_boxes=False):
     """
     arg = f"annotations={annotations!r}"
     coco = _load_json(arg, annotations)
-    declared = {int(c["id"]): str(c.get("name", c["id"])) for c in coco.get("categories", [])}
+    declared = _categories(arg, coco)
     if categories is None:
         categories = declared
         if not categories:
             raise ValueError(f"{arg} declares no categories; allowed: a non-empty 'categories' list.")
-    images = {int(im["id"]): im for im in coco["images"]}
+    images = _images(arg, coco, images_dir)
     if not images:
         raise ValueError(f"{arg} lists no images; allowed: a non-empty 'images' list.")
     _check_image_files(arg, images, images_dir)
-    boxes, classes, problems = _read_boxes(coco, images, categories, clip_boxes)
+    boxes, classes, problems = _read_boxes(arg, coco, images, categories, clip_boxes)
     _raise_problems(arg, problems, categories, categories is declared, clip_boxes)
     if not any(boxes.values()):
         raise ValueError(
