@@ -107,3 +107,18 @@ def test_missing_sets_and_roots(tmp_path, make_image):
     (tmp_path / "ImageSets" / "Main" / "val.txt").write_text("wide\nnope\n")
     with pytest.raises(ValueError, match="nope.xml: no such annotation file"):
         read_voc(root, "val")
+
+
+def test_voc_detection_leaves_difficult_objects_out_of_training(tmp_path, make_image):
+    from keras_csp.data import voc_detection
+
+    data = voc_detection(_voc(tmp_path, make_image), image_size=100, max_boxes=3)
+    assert data.class_names == ["car", "dog"] and (data.train.size, data.validation.size) == (2, 1)
+    batch = next(iter(data.train.as_dataset(2, shuffle=False)))
+    classes = batch["bounding_boxes"]["classes"].numpy()
+    np.testing.assert_array_equal(classes, [[1, -1, -1], [0, -1, -1]])  # the difficult car: out
+    np.testing.assert_allclose(batch["bounding_boxes"]["boxes"][0, 0], [10, 5, 40, 25], atol=1e-4)
+    ordered = voc_detection(str(tmp_path), image_size=64, classes=["dog", "car"])
+    assert ordered.class_names == ["dog", "car"]
+    with pytest.raises(ValueError, match="the class 'car' is not among the given classes"):
+        voc_detection(str(tmp_path), classes=["dog"])

@@ -111,3 +111,29 @@ def test_a_listed_image_that_is_missing_names_the_list_and_line(tmp_path, make_i
     (tmp_path / "t.txt").write_text("./images/train/wide.jpg\n./images/train/gone.jpg\n")
     with pytest.raises(ValueError, match=r"t.txt line 2: the image './images/train/gone.jpg' does"):
         read_yolo(data, "train")
+
+
+def test_without_pyyaml_the_error_says_what_to_install(tmp_path, make_image, monkeypatch):
+    import sys
+
+    data = _yolo(tmp_path, make_image)
+    monkeypatch.setitem(sys.modules, "yaml", None)  # as on a device-side install without it
+    with pytest.raises(ImportError, match=r"needs pyyaml \(pip install pyyaml\)"):
+        read_detection_set(data)
+
+
+def test_yolo_detection_loads_letterboxed_boxes(tmp_path, make_image):
+    from keras_csp.data import yolo_detection
+
+    data = yolo_detection(_yolo(tmp_path, make_image), image_size=64, max_boxes=4)
+    assert data.class_names == ["car", "dog"] and (data.train.size, data.validation.size) == (2, 2)
+    batch = next(iter(data.train.as_dataset(2, shuffle=False)))
+    boxes, classes = batch["bounding_boxes"]["boxes"][1].numpy(), batch["bounding_boxes"][
+        "classes"][1].numpy()
+    s = 64 / 100  # wide.jpg: the longer side (100) becomes 64
+    np.testing.assert_allclose(boxes[:2], [[10 * s, 5 * s, 40 * s, 25 * s],
+                                           [60 * s, 0, 100 * s, 50 * s]], atol=1e-4)
+    np.testing.assert_array_equal(classes, [1, 0, -1, -1])
+    with pytest.raises(ValueError, match="the training split has no boxes"):
+        (tmp_path / "labels" / "train" / "wide.txt").write_text("")
+        yolo_detection(str(tmp_path / "data.yaml"))
