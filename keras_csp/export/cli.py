@@ -257,6 +257,8 @@ def _lite_model(args):
     for warning in caught:
         if "accelerator='auto'" in str(warning.message):
             print(f"keras-csp: note: {warning.message}", file=sys.stderr)
+        elif "no keras-csp checksum" in str(warning.message):
+            print(f"keras-csp: warning: {warning.message}", file=sys.stderr)
         else:
             warnings.warn_explicit(warning.message, warning.category, warning.filename,
                                    warning.lineno)

@@ -66,7 +66,8 @@ class LiteModel:
 
     A file whose checksum (written by the export) does not match, or that fails
     `check_tflite_model`, is refused with a ValueError before the interpreter reads it;
-    `self.checksum_verified` says whether it carried a matching checksum. `max_memory`: the most
+    `self.checksum_verified` says whether it carried a matching checksum (a file without one gets
+    a warning). Outputs holding NaN get a warning, once per model. `max_memory`: the most
     bytes its non-constant tensors may declare (default: the machine's RAM).
     """
 
@@ -88,6 +89,14 @@ class LiteModel:
                 f"model={str(self.path)!r} is truncated or corrupt ({e}); allowed: a complete "
                 ".tflite file as the export wrote it."
             ) from None
+        if not self.checksum_verified:
+            warnings.warn(
+                f"model={str(self.path)!r}: no keras-csp checksum: integrity not verified (a file "
+                "the export did not write, or one rewritten since; the export's checksum detects "
+                "damage, not deliberate changes).",
+                UserWarning, stacklevel=2,
+            )
+        self._nan_warned = False
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice
@@ -222,9 +231,24 @@ class LiteModel:
         # The images were checked against the input; what the interpreter still refuses (a
         # tensor it cannot allocate or an op it cannot prepare) is the file's fault.
         try:
-            return self._run(images)
+            outputs = self._run(images)
         except (RuntimeError, MemoryError) as e:  # MemoryError: the runtime's std::bad_alloc
             raise self._corrupt("cannot run", e) from None
+        if not self._nan_warned:
+            self._warn_nan(outputs)
+        return outputs
+
+    def _warn_nan(self, outputs):
+        """Warns once per model when outputs hold NaN: nothing downstream (top-k, NMS) would."""
+        names = [name for name, value in outputs.items() if np.isnan(value).any()]
+        if names:
+            self._nan_warned = True
+            warnings.warn(
+                f"model={str(self.path)!r} returned NaN in {', '.join(map(repr, names))}: the "
+                "images (NaN pixels?) or the file's weights are broken, and the results mean "
+                "nothing (said once per model).",
+                UserWarning, stacklevel=4,
+            )
 
     def _run(self, images):
         if self._gpu is not None:
