@@ -159,7 +159,8 @@ def not_regular(path):
     kinds = ((stat.S_ISDIR, "a folder"), (stat.S_ISCHR, "a character device"),
              (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a FIFO"),
              (stat.S_ISSOCK, "a socket"))
-    return "not a regular file but " + next((k for test, k in kinds if test(mode)), "a special file")
+    kind = next((name for test, name in kinds if test(mode)), "a special file")
+    return f"not a regular file but {kind}"
 
 
 def _reason(error):

@@ -21,7 +21,7 @@ import math
 import os
 import xml.parsers.expat
 
-from keras_csp.images import pil
+from keras_csp.images import image_header
 
 # VOC boxes are 1-based pixel indices, xmin..xmax inclusive: the box covers the continuous
 # [xmin - 1, xmax] (VOC's devkit and most detectors read it so). Edges off the image by up to a
@@ -163,10 +163,9 @@ def read_annotation(root, image_id):
         raise ValueError(f"{path} line {node.line}: the root is <{node.tag}>; allowed: "
                          "<annotation>.")
     image = _image(root, node, image_id, path)
-    try:
-        with pil().open(image) as f:
-            width, height = f.size
-    except OSError:  # unreadable: skipped and counted when loaded, as training does
+    try:  # image_header: a decompression bomb or a FIFO is unreadable, never decoded or opened
+        width, height = image_header(image)
+    except ValueError:  # unreadable (or missing): skipped and counted when loaded
         return image, []
     objects = []
     for obj in node.findall("object"):

@@ -24,7 +24,7 @@ not exist, a YAML without `names` or the split.
 import math
 import os
 
-from keras_csp.images import IMAGE_EXTENSIONS, image_paths, pil
+from keras_csp.images import IMAGE_EXTENSIONS, image_header, image_paths
 
 # Rows whose box edges overshoot 0..1 by up to one pixel of the image are clipped (rounding of
 # the tool that wrote them; COCO's reader allows the same pixel); beyond it the file is refused.
@@ -212,10 +212,9 @@ def _image_size(path):
     """(width, height) from the header; None if the file cannot be read (it is skipped and
     counted when loaded, as training skips unreadable images). Without EXIF rotation: the
     loaders do not rotate either."""
-    try:
-        with pil().open(path) as f:
-            return f.size
-    except OSError:
+    try:  # image_header: a decompression bomb or a FIFO is unreadable, never decoded or opened
+        return image_header(path)
+    except ValueError:  # UnreadableImageError, or a missing file: as before, for the loaders
         return None
 
 

@@ -97,7 +97,8 @@ CASES = [
      r"'categories' is a JSON string; allowed: a list of objects"),
     ("category without id", _drop("categories", 1, "id"),
      r"categories\[1\] has no 'id'; allowed: an integer category id"),
-    ("category declared with id 1.5", _set("categories", 0, "id", 1.5), r"categories\[0\] has id=1.5"),
+    ("category declared with id 1.5", _set("categories", 0, "id", 1.5),
+     r"categories\[0\] has id=1.5"),
     ("duplicate category id", _set("categories", 1, "id", 3),
      r"categories\[1\] repeats category id 3"),
     # Item 10: file names that lead out of the images folder.
@@ -171,5 +172,6 @@ def test_training_refuses_a_nan_box(coco_dir):
         annotation["bbox"][2] = float("nan")
     path = coco_dir / "nan.json"
     path.write_text(json.dumps(doc))
-    with pytest.raises(ValueError, match=r"annotation 10 \(annotations\[0\]\) has bbox=\[1, 2, NaN"):
+    message = r"annotation 10 \(annotations\[0\]\) has bbox=\[1, 2, NaN"
+    with pytest.raises(ValueError, match=message):
         coco_detection(str(path), str(coco_dir / "images"), image_size=32)

@@ -28,7 +28,8 @@ def write_bomb(path, side=20000):
     """A side x side PNG of 1-bit zeros: 49 KB on disk, 1.2 GB as TensorFlow's RGB tensor."""
 
     def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        crc = struct.pack(">I", zlib.crc32(kind + data))
+        return struct.pack(">I", len(data)) + kind + data + crc
 
     rows = b"\0" * ((1 + (side + 7) // 8) * 1000)  # each row: filter byte 0, then the pixels
     packer = zlib.compressobj(9)
@@ -187,3 +188,20 @@ def test_coco_training_and_evaluate_skip_a_bomb(bomb, tmp_path):
     result = coco_eval.evaluate_detector(detector, str(annotations), str(folder), input_size=32)
     assert result["count"] == 1 and result["skipped"] == 2
     assert sorted(os.path.basename(p) for p in result["skipped_files"]) == ["bomb.png", "zero.png"]
+
+
+def test_yolo_sets_skip_a_bomb(bomb, tmp_path):
+    from keras_csp.lite.yolo import read_yolo
+
+    _good(tmp_path / "images" / "val" / "a.png", size=(30, 40))
+    os.symlink(bomb, tmp_path / "images" / "val" / "bomb.png")
+    os.mkfifo(tmp_path / "images" / "val" / "pipe.png")
+    (tmp_path / "labels" / "val").mkdir(parents=True)
+    for name in ("a", "bomb", "pipe"):
+        (tmp_path / "labels" / "val" / f"{name}.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    (tmp_path / "data.yaml").write_text("val: images/val\nnames: [thing]\n")
+    _, records = read_yolo(str(tmp_path / "data.yaml"), "val")
+    # The unreadable ones are kept for the loaders to skip and count (without boxes: their
+    # sizes are unknown).
+    assert [(os.path.basename(r[0]), len(r[1])) for r in records] == [
+        ("a.png", 1), ("bomb.png", 0), ("pipe.png", 0)]
