@@ -147,13 +147,21 @@ def atomic_folder(path):
     """Yields a temporary folder next to `path`; moves it onto `path` if the block succeeds.
 
     An existing folder at `path` is replaced only once the new one is complete. The folder gets
-    `mkdir()`'s permissions, or those of the folder it replaces.
+    `mkdir()`'s permissions, or those of the folder it replaces; the folders made inside it get
+    `mkdir()`'s (TensorFlow makes a SavedModel's `variables/` and `assets/` 0755 whatever the
+    umask, so under umask 002 they were not group-writable while everything else was).
     """
     path = Path(path)
     with exit_on_sigterm():
         tmp = _temporary(path, lambda c: os.mkdir(c, 0o777))
         try:
+            made = stat.S_IMODE(os.stat(tmp).st_mode)  # what mkdir() gives here
             yield tmp
+            for root, folders, _ in os.walk(tmp):
+                for folder in folders:
+                    folder = os.path.join(root, folder)
+                    if not os.path.islink(folder):  # chmod would follow it out of the folder
+                        os.chmod(folder, made)
             keep_mode(tmp, path)
             if path.exists():
                 old = Path(

@@ -75,3 +75,17 @@ def test_sigterm_during_a_write_leaves_nothing_behind(tmp_path, kind):
         process.kill()
         process.stdout.close()
     assert list(target.parent.iterdir()) == []
+
+
+def test_savedmodel_subfolders_get_the_mode_mkdir_gives(tiny_model, tmp_path, umask):
+    # TensorFlow makes variables/ and assets/ with mode 0755 whatever the umask: under umask 002
+    # (group-writable projects) they were 755 while the folder around them was 775.
+    from keras_csp import export
+
+    umask(0o002)
+    export.saved_model(tiny_model, tmp_path / "sm", verbose=False)
+    folders = sorted(p for p in (tmp_path / "sm").rglob("*") if p.is_dir())
+    assert [p.name for p in folders] == ["assets", "variables"]
+    assert {p.name: mode(p) for p in folders} == {"assets": 0o775, "variables": 0o775}
+    assert mode(tmp_path / "sm") == 0o775
+    assert {mode(p) for p in (tmp_path / "sm").rglob("*") if p.is_file()} == {0o664}
