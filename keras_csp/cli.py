@@ -35,6 +35,11 @@ def _build_parser():
     p.add_argument("--neck", default="efm", help="csp_detector: efm, gfm, fpn or panet")
     p.add_argument("--attention", default="sam", help="csp_detector: sam, spp or none")
     p.add_argument("--num-classes", type=int, default=80, help="csp_detector: object classes")
+    p.add_argument("--scale", default=None, help="csp_detector: n, s or m (a named size)")
+    p.add_argument("--neck-filters", default=None, metavar="A,B,C",
+                   help="csp_detector: the neck's P3,P4,P5 widths")
+    p.add_argument("--head-filters", default=None, metavar="A,B,C",
+                   help="csp_detector: the head's P3,P4,P5 widths")
 
     sub.add_parser("models", help="list the architectures")
 
@@ -78,9 +83,15 @@ def _profile(args):
 def _profile_detector(args):
     from keras_csp.detection import profile_detector
 
+    from keras_csp.train.config import parse_widths
+
     kwargs = {
-        k: v for k, v in (("part_ratio", args.part_ratio), ("fusion", args.fusion)) if v is not None
+        k: v for k, v in (("part_ratio", args.part_ratio), ("fusion", args.fusion),
+                          ("scale", args.scale)) if v is not None
     }
+    for key in ("neck_filters", "head_filters"):
+        if getattr(args, key) is not None:
+            kwargs[key] = parse_widths(getattr(args, key), "--" + key.replace("_", "-"))
     attention = None if args.attention.lower() == "none" else args.attention
     result = profile_detector(
         args.backbone, args.neck, attention, args.num_classes,

@@ -34,16 +34,10 @@ from keras_csp.detection.boxes import (
 )
 from keras_csp.detection.head import yolo_head
 from keras_csp.detection.loss import assigned_loss_terms
+from keras_csp.detection.scales import resolve_scale, scale_backbone
 from keras_csp.necks import get_neck
 
 BOX_LOSSES = ("ciou", "giou")
-
-# Widths of the neck's and the head's P3, P4, P5 levels, sized so that EFM (SAM) on CSPPeleeNet at
-# 416x416 with 80 classes lands near the paper's 4.31 M parameters and 5.07 BFLOPs (Table 4): it has
-# 4.16 M and 5.09 with this package's CSPPeleeNet. P5 is wide and P3 narrow because a 3x3 conv at
-# P3 (52x52) costs 16 times the FLOPs of the same conv at P5 (13x13) for the same parameters.
-DEFAULT_NECK_FILTERS = (96, 128, 256)
-DEFAULT_HEAD_FILTERS = (112, 256, 448)
 
 # The loss and the assigner, as `compile` takes them: box and class weights and the assigner's
 # top-k, alpha and beta are keras-cv's and YOLOv8's, and so is DFL's 1.5: on the hard shapes set
@@ -106,8 +100,10 @@ class CSPDetector(keras.Model):
             train function then serves one size, so build a model per training size).
         bounding_box_format: keras-cv format of the boxes given and returned (e.g. `"xyxy"`,
             `"xywh"`, `"rel_xyxy"`).
-        neck_filters: widths of the neck's P3, P4, P5 (one int or three).
-        head_filters: widths of the head's 3x3 convs at P3, P4, P5.
+        neck_filters, head_filters: widths of the neck's P3, P4, P5 (one int or three) and of the
+            head's 3x3 convs; default: the scale's, else (96, 128, 256) and (112, 256, 448).
+        scale: `None`, `"n"`, `"s"` or `"m"` (`keras_csp.detection.scales`): the backbone's width
+            and depth multipliers and the neck's and head's widths (filters given by hand win).
         part_ratio, fusion: the backbone's CSP split ratio γ and fusion (see
             `keras_csp.build_model`).
         activation: activation of the neck and head (the backbone keeps its own).
@@ -128,8 +124,8 @@ class CSPDetector(keras.Model):
         attention="sam",
         input_shape=(416, 416, 3),
         bounding_box_format="xyxy",
-        neck_filters=DEFAULT_NECK_FILTERS,
-        head_filters=DEFAULT_HEAD_FILTERS,
+        neck_filters=None,
+        head_filters=None,
         part_ratio=0.5,
         fusion="full",
         activation="leaky_relu",
@@ -139,9 +135,11 @@ class CSPDetector(keras.Model):
         max_detections=100,
         backbone_weights=None,
         name="csp_detector",
+        scale=None,
         **kwargs,
     ):
         check_num_classes(num_classes)
+        preset, neck_filters, head_filters = resolve_scale(scale, neck_filters, head_filters)
         neck_fn = get_neck(neck)
         neck = str(neck).lower()
         check_arguments(
@@ -152,7 +150,8 @@ class CSPDetector(keras.Model):
         shape = check_input_shape(input_shape)
 
         images = keras.Input(shape=shape, name="images")
-        features = backbone_features(images, backbone, shape, part_ratio, fusion, backbone_weights)
+        built = scale_backbone(backbone, preset, backbone_weights) if preset else backbone
+        features = backbone_features(images, built, shape, part_ratio, fusion, backbone_weights)
         check_levels(features, backbone, neck)
         fused = neck_fn(
             features, filters=neck_filters, attention=attention, activation=activation, name="neck"
@@ -170,6 +169,7 @@ class CSPDetector(keras.Model):
             else backbone,
         )
         self.num_classes = num_classes
+        self.scale = None if scale is None else scale.lower()
         self.neck = neck
         self.attention = attention
         self.bounding_box_format = bounding_box_format
@@ -226,6 +226,7 @@ class CSPDetector(keras.Model):
                 backbone if isinstance(backbone, (str, dict)) else config_to_dict(backbone)
             ),
             "num_classes": self.num_classes,
+            "scale": self.scale,
             "neck": self.neck,
             "attention": self.attention,
             "input_shape": list(self.input_shape[1:]),

@@ -34,6 +34,9 @@ def _add_field(group, name, field):
     if kind == "pair":
         group.add_argument(flag, nargs=2, type=float, metavar=("MIN", "MAX"), **kwargs)
         return
+    if kind == "widths":  # "A,B,C", checked by TrainConfig (its error names the option)
+        group.add_argument(flag, metavar="A,B,C", **kwargs)
+        return
     kwargs["type"] = {"int": int, "float": float, "str": str}[kind]
     if meta.get("choices"):
         kwargs["choices"] = list(meta["choices"])

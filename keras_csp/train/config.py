@@ -25,6 +25,7 @@ AUGMENTS = ("classification", "detection", "none")
 MIX_MODES = ("mixup", "cutmix", "mixup_or_cutmix", "none")
 NECKS = ("efm", "gfm", "fpn", "panet")
 BOX_LOSSES = ("ciou", "giou")
+SCALES = ("n", "s", "m")  # keras_csp.detection.scales.SCALES (Keras-free here, for --help)
 
 
 def _f(default, help, choices=None, group="run"):
@@ -50,6 +51,16 @@ class TrainConfig:
         None, "square input size (default: the data's: 64 shapes, 224 folder, 416 coco)", None, "model"
     )
     neck: str = _f("efm", "detection: the neck of CSPDetector", NECKS, "model")
+    scale: Optional[str] = _f(
+        None, "detection: CSPDetector's named size (backbone, neck and head widths)", SCALES,
+        "model",
+    )
+    neck_filters: Optional[Tuple[int, int, int]] = _f(
+        None, "detection: the neck's P3,P4,P5 widths (default: the scale's)", None, "model"
+    )
+    head_filters: Optional[Tuple[int, int, int]] = _f(
+        None, "detection: the head's P3,P4,P5 widths (default: the scale's)", None, "model"
+    )
     attention: Optional[str] = _f("sam", "detection: 'sam', 'spp' or none", None, "model")
     box_loss: str = _f("ciou", "detection: box loss", BOX_LOSSES, "model")
     box_loss_weight: Optional[float] = _f(
@@ -255,6 +266,12 @@ class TrainConfig:
             )
         if self.data == "coco" and not self.images_dir:
             raise ValueError("data='coco' needs images_dir (--images-dir): the images' folder.")
+        for name in ("scale", "neck_filters", "head_filters"):
+            if getattr(self, name) is not None and self.task != "detection":
+                raise ValueError(
+                    f"{name}={getattr(self, name)!r} is a detector option; allowed with "
+                    "task='detection'."
+                )
         if self.data in ("coco", "yolo", "voc") and self.task != "detection":
             raise ValueError(
                 f"data={self.data!r} is detection data; allowed with task='detection'."
@@ -347,21 +364,36 @@ FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 
 
 def field_kind(name):
-    """('bool' | 'int' | 'float' | 'str' | 'pair'), from the field's annotation."""
+    """('bool' | 'int' | 'float' | 'str' | 'pair' | 'widths'), from the field's annotation."""
     hint = typing.get_type_hints(TrainConfig)[name]
     args = typing.get_args(hint)
     if typing.get_origin(hint) is typing.Union:
         hint = next(a for a in args if a is not type(None))
     if typing.get_origin(hint) in (tuple, Tuple):
-        return "pair"
+        return "widths" if typing.get_args(hint) == (int, int, int) else "pair"
     return {bool: "bool", int: "int", float: "float", str: "str"}[hint]
 
 
 # How an error names each kind of value ("a int value" read badly).
 _KIND_TEXT = {
     "bool": "true or false", "int": "an integer", "float": "a number", "str": "a string",
-    "pair": "a pair [min, max]",
+    "pair": "a pair [min, max]", "widths": "three positive integers A,B,C",
 }
+
+
+def parse_widths(value, name):
+    """`"A,B,C"` or a list of three positive integers -> `(A, B, C)`; else a ValueError."""
+    items = value.split(",") if isinstance(value, str) else value
+    try:
+        ok = isinstance(items, (list, tuple)) and len(items) == 3 and not any(
+            isinstance(v, (bool, float)) for v in items
+        )
+        widths = tuple(int(v) for v in items) if ok else ()
+    except (TypeError, ValueError):
+        widths = ()
+    if len(widths) != 3 or min(widths) < 1:
+        raise ValueError(f"{name}={value!r} is not allowed; allowed: {_KIND_TEXT['widths']}.")
+    return widths
 
 
 def _coerce(name, value):
@@ -382,6 +414,8 @@ def _coerce(name, value):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise bad
         return float(value)
+    if kind == "widths":
+        return parse_widths(value, name)
     if kind == "pair":
         if not isinstance(value, (list, tuple)) or len(value) != 2:
             raise ValueError(f"{name}={value!r} is not allowed; allowed: a pair [min, max].")

@@ -163,6 +163,9 @@ class DetectionTask:
             bounding_box_format=self.data.train.bounding_box_format,
             part_ratio=self.cfg.part_ratio,
             fusion=self.cfg.fusion,
+            scale=self.cfg.scale,
+            neck_filters=self.cfg.neck_filters,
+            head_filters=self.cfg.head_filters,
         )
 
     def build(self, model):
