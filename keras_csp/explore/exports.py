@@ -25,7 +25,7 @@ class ExportRow:
 
 
 def export_variants(model, out_dir, calibration_images, formats=("fp32", "fp16", "int8"),
-                    name="model", batch=None):
+                    name="model", batch=1):
     """Exports `model` to TFLite once per format with `keras_csp.export.tflite`; returns
     `ExportRow`s (file size, the GPU-delegate verdict of the export report and its run on LiteRT's
     GPU accelerator)."""

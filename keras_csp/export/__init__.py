@@ -2,7 +2,8 @@
 
     from keras_csp import export
     export.saved_model(model, "out/cspresnext50")            # serving_default: uint8 images in
-    export.tflite(model, "m.tflite", quantize="fp16")        # the mobile-GPU choice
+    export.tflite(model, "m.tflite", quantize="fp16")        # the mobile-GPU choice, batch 1
+    export.tflite(model, "m.tflite", batch="dynamic")        # any batch size (servers)
     export.tflite(model, "m.tflite", quantize="int8", representative_data="calib/", io="int8")
     export.tflite(model, "m.tflite", quantize="qat", train_data=ds, prune=0.5)
 
@@ -16,6 +17,8 @@ from keras_csp.lazy import lazy_attributes
 _EXPORTS = {
     "saved_model": "keras_csp.export.convert",
     "tflite": "keras_csp.export.convert",
+    "check_batch": "keras_csp.export.convert",
+    "DYNAMIC_BATCH": "keras_csp.export.convert",
     "QUANTIZE_MODES": "keras_csp.export.quantization",
     "IO_TYPES": "keras_csp.export.quantization",
     "ExportReport": "keras_csp.export.report",

@@ -49,8 +49,68 @@ from keras_csp.export.quantization import (  # noqa: F401
     configure,
 )
 from keras_csp.export.report import ExportReport
-from keras_csp.export.serving import build_serving, resolve_model
+from keras_csp.export.serving import DETECTOR, build_serving, resolve_model
 from keras_csp.export.verify import tflite_report, xnnpack_notes
+
+
+# The detector SavedModel's signature without non-max suppression.
+BEFORE_NMS = "before_nms"
+# What `tflite(batch=...)` takes besides a positive batch size: a file for any batch size.
+DYNAMIC_BATCH = "dynamic"
+
+
+def check_batch(batch, argument="batch"):
+    """The batch dimension of the file: an int >= 1, or None for `DYNAMIC_BATCH` (any batch)."""
+    if batch == DYNAMIC_BATCH:
+        return None
+    value = batch
+    if isinstance(batch, str) and batch.isdigit():  # `--batch 4` arrives as text
+        value = int(batch)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(
+            f"{argument}={batch!r} is not allowed; allowed: an integer >= 1 (1, the default, for "
+            f"phones) or {DYNAMIC_BATCH!r} (any batch size; the interpreter resizes)."
+        )
+    return value
+
+
+def batch_option(export_format, batch, argument="batch"):
+    """`tflite`'s `batch` for an export command's batch option (None: not given, so batch 1); a
+    SavedModel takes any batch, so with "savedmodel" only None or `DYNAMIC_BATCH` is allowed."""
+    if export_format != "tflite":
+        if batch not in (None, DYNAMIC_BATCH):
+            raise ValueError(
+                f"{argument}={batch!r} applies to .tflite files; a SavedModel takes any batch: "
+                f"allowed with {export_format}: {DYNAMIC_BATCH} or no {argument}."
+            )
+        return DYNAMIC_BATCH
+    value = check_batch(1 if batch is None else batch, argument)
+    return DYNAMIC_BATCH if value is None else value
+
+
+def load_or_build(spec, input_size=None, weights=None, classes=1000, argument="model"):
+    """`(model, stem)`: a `.keras` file loaded, or an architecture name built at `input_size`
+    (default: its own) with `weights` and `classes`; `stem` names the export's default file."""
+    from pathlib import Path
+
+    path = Path(spec)
+    if path.suffix == ".keras":
+        if not path.is_file():
+            raise ValueError(f"{argument}={spec!r} does not exist; allowed: a .keras file.")
+        from keras_csp.saving import load_model
+
+        return load_model(path), path.stem
+    from keras_csp.models import build_model
+    from keras_csp.models.config import ARCHITECTURES, get_config
+
+    if spec.lower() not in ARCHITECTURES:
+        raise ValueError(
+            f"{argument}={spec!r} is neither a .keras file nor an architecture; allowed: a "
+            f".keras file or one of {', '.join(sorted(ARCHITECTURES))}."
+        )
+    size = input_size or get_config(spec).default_size
+    model = build_model(spec, input_shape=(size, size, 3), weights=weights, classes=classes)
+    return model, spec.lower()
 
 
 # --------------------------------------------------------------------------------- SavedModel
@@ -73,6 +133,18 @@ def _folder_size(path):
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
+def _uint8_function(serving):
+    """The exported function of a `Serving`: uint8 images of any batch size -> named outputs."""
+    h, w = serving.input_size
+
+    @tf.function(input_signature=[tf.TensorSpec([None, h, w, 3], tf.uint8, name="images")])
+    def serve(images):
+        pixels = tf.cast(images, tf.float32)
+        return serving.named_outputs(serving.deploy(pixels, training=False), pixels)
+
+    return serve
+
+
 def saved_model(model, directory, *, input_size=None, decode=None, verbose=True):
     """Writes a SavedModel whose `serving_default` takes uint8 images of any batch size.
 
@@ -89,24 +161,31 @@ def saved_model(model, directory, *, input_size=None, decode=None, verbose=True)
 
     Returns:
         An `ExportReport`. `tf.saved_model.load(directory).signatures["serving_default"](
-        images=uint8_batch)` returns `{"probabilities": ...}` (or boxes, or features).
+        images=uint8_batch)` returns `{"probabilities": ...}` (or boxes, or features). A
+        `CSPDetector`'s SavedModel has a second signature, `"before_nms"` (`BEFORE_NMS`): the
+        boxes and per-class scores of every anchor point, as its `.tflite` file returns them.
     """
     directory = files.check_output_path(directory, "directory", kind="folder")
     model = resolve_model(model)
     serving = build_serving(model, input_size, decode)
-    h, w = serving.input_size
-
-    @tf.function(input_signature=[tf.TensorSpec([None, h, w, 3], tf.uint8, name="images")])
-    def serve(images):
-        pixels = tf.cast(images, tf.float32)
-        return serving.named_outputs(serving.deploy(pixels, training=False), pixels)
-
     module = tf.Module()
     module.deploy = serving.deploy
-    module.serve = serve
-    concrete = serve.get_concrete_function()
+    module.serve = _uint8_function(serving)
+    concrete = module.serve.get_concrete_function()
+    signatures = {"serving_default": concrete}
+    notes = ["signature serving_default: uint8 images of any batch size, preprocessing included"]
+    if serving.kind == DETECTOR and decode is None and hasattr(model, "box_bins"):
+        # What the .tflite file returns: COCO's protocol suppresses with its own thresholds.
+        raw = build_serving(model, input_size, None, nms=False)
+        module.deploy_before_nms = raw.deploy
+        module.serve_before_nms = _uint8_function(raw)
+        signatures[BEFORE_NMS] = module.serve_before_nms.get_concrete_function()
+        notes.append(
+            f"signature {BEFORE_NMS}: boxes and per-class scores of every anchor point before "
+            "non-max suppression (as the .tflite file returns them)"
+        )
     with files.atomic_folder(directory) as tmp:
-        tf.saved_model.save(module, str(tmp), signatures={"serving_default": concrete})
+        tf.saved_model.save(module, str(tmp), signatures=signatures)
     outputs = [
         {"name": name, "shape": list(t.shape), "dtype": t.dtype.name, "quantization": None}
         for name, t in sorted(concrete.structured_outputs.items())
@@ -118,13 +197,14 @@ def saved_model(model, directory, *, input_size=None, decode=None, verbose=True)
         size_bytes=_folder_size(directory),
         ops=_graph_ops(concrete),
         kind=serving.kind,
-        inputs=[
-            {"name": "images", "shape": [None, h, w, 3], "dtype": "uint8", "quantization": None}
-        ],
+        inputs=[{
+            "name": "images", "shape": [None, *serving.input_size, 3], "dtype": "uint8",
+            "quantization": None,
+        }],
         outputs=outputs,
         gpu_compatible=None,
         analyzer_verdict="n/a for a SavedModel (the GPU-delegate check applies to .tflite files)",
-        notes=["signature serving_default: uint8 images of any batch size, preprocessing included"],
+        notes=notes,
     )
     if verbose:
         print(report.summary())
@@ -175,7 +255,7 @@ def tflite(
     quantize="none",
     *,
     input_size=None,
-    batch=None,
+    batch=1,
     io="float",
     representative_data=None,
     calibration_steps=100,
@@ -198,9 +278,12 @@ def tflite(
         path: the `.tflite` file; written under a temporary name and renamed into place.
         quantize: one of `QUANTIZE_MODES` (see the module docstring).
         input_size: (height, width) or an int for a model that takes any size (TFLite needs one).
-        batch: None (any batch; the interpreter resizes) or a fixed batch size. A fixed batch lets
-            the converter fold shape computations that some graphs (the detector's reshapes)
-            otherwise keep as SHAPE ops, which the GPU delegate does not run.
+        batch: the file's batch size: 1 (the default: what phones run), another integer, or
+            "dynamic" (`DYNAMIC_BATCH`: any batch size, the interpreter resizes; what servers
+            batching requests want). A fixed batch lets the converter fold shape computations that
+            some graphs (the detector's reshapes) otherwise keep as SHAPE ops, which the GPU
+            delegate does not run: a dynamic-batch detector does not run whole on the GPU.
+            `keras_csp.lite.LiteModel` runs a batch-1 file on any number of images, one at a time.
         io: "float" (float32 pixels in, float32 out), or "int8"/"uint8" quantized I/O for
             quantize="int8" or "qat".
         representative_data: calibration images for quantize="int8" (optional for "qat"): a folder
@@ -226,7 +309,7 @@ def tflite(
         train_data=train_data, epochs=epochs, steps=steps, learning_rate=learning_rate,
         batch_size=batch_size, prune=prune, resize=resize,
     )
-    check_count(batch, "batch", allow_none=True)
+    batch = check_batch(batch)
     path = files.check_output_path(path, "path", kind="file")
     serving = build_serving(
         resolve_model(model), input_size, decode, require_static=True, nms=False

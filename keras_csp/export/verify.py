@@ -11,6 +11,14 @@ from keras_csp.export import gpu
 from keras_csp.export.report import ExportReport
 
 
+# The report's hint for a dynamic-batch file whose graph keeps SHAPE ops (a test checks that the
+# options it names exist).
+SHAPE_OPS_HINT = (
+    "SHAPE ops come from the dynamic batch (batch='dynamic', --batch dynamic); batch 1 (the "
+    "default; batch=1, --batch 1) folds them"
+)
+
+
 def xnnpack_notes(outside_nodes):
     """A report note naming the ops XNNPACK leaves to the interpreter (none when it runs all)."""
     outside = collections.Counter(n["op_name"] for n in outside_nodes)
@@ -45,7 +53,7 @@ def tflite_report(path, content, kind, quantize, batch, notes):
     notes = list(notes)
     check = gpu.gpu_check(content)
     if batch is None and any(" SHAPE:" in issue for issue in check["issues"]):
-        notes.append("SHAPE ops come from the dynamic batch; batch=1 (--batch 1) folds them")
+        notes.append(SHAPE_OPS_HINT)
     runner = gpu.interpreter_for(content).get_signature_runner("serving_default")
     # The real GPU engine's verdict where it starts (whole graph or not); the static one else.
     accelerator = gpu.accelerator_check(path)

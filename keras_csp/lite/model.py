@@ -43,6 +43,13 @@ class TensorInfo:
         return self.scale != 0.0 and np.issubdtype(self.dtype, np.integer)
 
 
+# Why the GPU engine refuses a file with a dynamic batch, and what to export instead.
+DYNAMIC_BATCH_GPU_HINT = (
+    "the file has a dynamic batch, whose shape computations the GPU engine cannot run: export it "
+    "with batch 1 (the default of `keras-csp export`, or --batch 1; batch=1 in Python)"
+)
+
+
 def _tensor_info(name, detail):
     scale, zero_point = detail.get("quantization", (0.0, 0))
     shape = detail.get("shape_signature", detail["shape"])
@@ -145,8 +152,11 @@ class LiteModel:
             ops = [op for op in self.ops() if op != "DELEGATE"]  # not XNNPACK's own nodes
             self._gpu = _gpu.GpuRunner(self.path, len(ops), self.num_threads, gpu_options)
         except (_gpu.GpuUnavailableError, ValueError) as e:  # ValueError: the file refused
+            if not isinstance(e, _gpu.GpuUnavailableError) and self.input.shape[0] < 1:
+                # The engine's own words ("Failed to modify graph with delegate") do not say why.
+                e = ValueError(f"{e}; {DYNAMIC_BATCH_GPU_HINT}")
             if accelerator == "gpu":
-                raise
+                raise e from None
             warnings.warn(f"accelerator='auto': running on the CPU: {e}", stacklevel=3)
             return
         self.accelerator, self.gpu_placement = "gpu", self._gpu.placement

@@ -48,6 +48,15 @@ def test_export_int8_from_a_folder_as_json(keras_file, class_folder, tmp_path, c
     assert "calibrated on 6 image(s)" in report["notes"]
 
 
+def test_export_batch_is_1_unless_told(keras_file, tmp_path, capsys):
+    for argv, batch in (([], 1), (["--batch", "dynamic"], -1), (["--batch", "3"], 3)):
+        out = tmp_path / "m.tflite"
+        assert cli.main(["export", str(keras_file), "-o", str(out), "--json", *argv]) == 0
+        report = json.loads(capsys.readouterr().out)
+        assert report["inputs"][0]["shape"] == [batch, SIZE, SIZE, 3]
+        assert lite.LiteModel(out).input.shape[0] == batch
+
+
 def test_export_savedmodel(keras_file, tmp_path, capsys):
     out = tmp_path / "sm"
     assert cli.main(["export", str(keras_file), "--format", "savedmodel", "-o", str(out)]) == 0
@@ -62,6 +71,9 @@ def test_export_savedmodel(keras_file, tmp_path, capsys):
         (["--format", "onnx"], "--format='onnx' does not exist; allowed: savedmodel, tflite"),
         (["--format", "savedmodel", "--quantize", "fp16"], "applies to --format tflite"),
         (["--io", "int16"], "io='int16' does not exist"),
+        (["--batch", "0"], "--batch='0' is not allowed; allowed: an integer >= 1 (1, the default"),
+        (["--batch", "any"], "--batch='any' is not allowed; allowed: an integer >= 1"),
+        (["--format", "savedmodel", "--batch", "1"], "--batch='1' applies to .tflite files"),
     ],
 )
 def test_export_bad_options(keras_file, tmp_path, capsys, argv, message):

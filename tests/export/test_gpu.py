@@ -48,6 +48,7 @@ def _export_all(model, folder, **kwargs):
 def _assert_whole_on_the_gpu_and_agrees(report):
     check = report.gpu_accelerator
     assert check["started"] and "error" not in check, check
+    assert report.inputs[0]["shape"][0] == 1  # every caller exports with the default batch
     print(f"{report.path}: {check['summary']}; max difference {check['max_difference']}, "
           f"steps {check['max_steps']}")
     assert check["whole"] and check["cpu_ops"] == 0 and check["refused"] == [], check
@@ -82,8 +83,7 @@ def test_family_runs_whole_on_the_gpu_in_fp32_fp16_and_int8(family, gpu_accelera
         _assert_whole_on_the_gpu_and_agrees(report)
 
 
-@pytest.mark.parametrize("neck", ["efm", "panet"])
-def test_detector_runs_whole_on_the_gpu_in_fp32_fp16_and_int8(neck, gpu_accelerator, tmp_path):
+def _tiny_detector(neck):
     from keras_csp.detection import CSPDetector
 
     backbone = ModelConfig(
@@ -91,11 +91,32 @@ def test_detector_runs_whole_on_the_gpu_in_fp32_fp16_and_int8(neck, gpu_accelera
         stages=StagesConfig(filters=(8, 16, 24, 32), depth=(1, 1, 1, 1), strides=2),
         default_size=SIZE,
     )
-    model = CSPDetector(backbone=backbone, num_classes=3, input_shape=(SIZE, SIZE, 3), neck=neck,
-                        neck_filters=8, head_filters=8)
-    for report in _export_all(model, tmp_path, batch=1).values():
-        assert report.kind == "detector"
+    return CSPDetector(backbone=backbone, num_classes=3, input_shape=(SIZE, SIZE, 3), neck=neck,
+                       neck_filters=8, head_filters=8)
+
+
+@pytest.mark.parametrize("neck", ["efm", "panet"])
+def test_detector_runs_whole_on_the_gpu_in_fp32_fp16_and_int8(neck, gpu_accelerator, tmp_path):
+    # The default export (no batch argument): batch 1, what phones run.
+    for report in _export_all(_tiny_detector(neck), tmp_path).values():
+        assert report.kind == "detector" and report.inputs[0]["shape"][0] == 1
         _assert_whole_on_the_gpu_and_agrees(report)
+
+
+def test_a_dynamic_batch_detector_is_refused_with_the_batch_1_hint(gpu_accelerator, tmp_path):
+    from keras_csp.export.verify import SHAPE_OPS_HINT
+    from keras_csp.lite.model import DYNAMIC_BATCH_GPU_HINT
+
+    path = tmp_path / "dynamic.tflite"
+    report = export.tflite(_tiny_detector("efm"), path, batch="dynamic", verbose=False)
+    assert report.inputs[0]["shape"][0] == -1 and not report.gpu_compatible
+    assert SHAPE_OPS_HINT in report.notes
+    # The engine says only "Failed to modify graph with delegate"; the error says why and what to
+    # export instead, in the report and from LiteModel alike.
+    assert "Failed to modify graph with delegate" in report.gpu_accelerator["error"]
+    assert report.gpu_accelerator["error"].endswith(DYNAMIC_BATCH_GPU_HINT)
+    with pytest.raises(ValueError, match="refused the file: .*export it with batch 1"):
+        lite.LiteModel(path, accelerator="gpu")
 
 
 @pytest.mark.skipif(

@@ -100,11 +100,14 @@ def test_detector_outputs_pass_through_both_formats(tmp_path):
     saved = tf.saved_model.load(str(tmp_path / "sm")).signatures["serving_default"](
         images=tf.constant(images)
     )
-    report = export.tflite(model, tmp_path / "d.tflite", verbose=False)
+    report = export.tflite(model, tmp_path / "d.tflite", batch="dynamic", verbose=False)
     # Reshape with a dynamic batch keeps SHAPE ops, which the GPU delegate does not run ...
+    assert report.inputs[0]["shape"][0] == -1
     assert not report.gpu_compatible and any("batch=1" in note for note in report.notes)
-    report = export.tflite(model, tmp_path / "d.tflite", batch=1, verbose=False)
-    assert report.kind == "detector" and report.gpu_compatible  # ... and a fixed batch folds them
+    report = export.tflite(model, tmp_path / "d.tflite", verbose=False)
+    # ... and batch 1, the default, folds them
+    assert report.kind == "detector" and report.gpu_compatible
+    assert report.inputs[0]["shape"][0] == 1
     lite_model = lite.LiteModel(tmp_path / "d.tflite")
     assert lite_model.kind == "detector"
     got = lite_model(images)

@@ -73,7 +73,7 @@ def test_float_models_are_gpu_compatible_and_have_a_signature(exported):
         assert report.gpu_compatible, report.summary()
         assert report.gpu_issues == []
         assert lite.LiteModel(path).output_names == ["probabilities"]
-        assert lite.LiteModel(path).input.shape == (-1, SIZE, SIZE, 3)
+        assert lite.LiteModel(path).input.shape == (1, SIZE, SIZE, 3)  # batch 1 by default
 
 
 def test_calibration_from_a_tf_data_pipeline_and_from_a_folder(tiny_model, class_folder, tmp_path,
@@ -110,11 +110,25 @@ def test_the_report_is_printed(tiny_model, tmp_path, capsys):
     assert "GPU delegate: compatible" in out and "analyzer:" in out
 
 
-def test_fixed_batch_export(tiny_model, tmp_path, pixels, reference):
-    report = export.tflite(tiny_model, tmp_path / "b1.tflite", batch=1, verbose=False)
+def test_batch_1_by_default_a_dynamic_or_other_batch_on_request(exported, tiny_model, tmp_path,
+                                                                 pixels, reference):
+    path, report = exported["none"]  # no batch argument
     assert report.inputs[0]["shape"] == [1, SIZE, SIZE, 3]
-    model = lite.LiteModel(tmp_path / "b1.tflite")
+    model = lite.LiteModel(path)
     np.testing.assert_allclose(model(pixels)["probabilities"], reference, atol=1e-5)  # 4 runs
+    for batch, rows in (("dynamic", -1), (3, 3)):
+        report = export.tflite(tiny_model, tmp_path / "b.tflite", batch=batch, verbose=False)
+        assert report.inputs[0]["shape"] == [rows, SIZE, SIZE, 3]
+        got = lite.LiteModel(tmp_path / "b.tflite")(pixels)["probabilities"]  # 4 images
+        np.testing.assert_allclose(got, reference, atol=1e-5)
+
+
+@pytest.mark.parametrize("batch", [None, 0, -1, 1.0, True, "any", "2x"])
+def test_a_bad_batch_is_refused_before_anything_is_written(tiny_model, tmp_path, batch):
+    with pytest.raises(ValueError, match=r"^batch=.* is not allowed; allowed: an integer >= 1 "
+                                         r"\(1, the default, for phones\) or 'dynamic'"):
+        export.tflite(tiny_model, tmp_path / "m.tflite", batch=batch, verbose=False)
+    assert not (tmp_path / "m.tflite").exists()
 
 
 def test_pixel_normalization_is_one_depthwise_op_with_preprocess_input_numbers():
