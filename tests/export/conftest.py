@@ -28,3 +28,20 @@ def class_folder(tmp_path_factory):
         for i in range(2):
             write_png(root / name / f"{i}.png", rng.integers(0, 256, (SIZE, SIZE, 3)))
     return root
+
+
+@pytest.fixture
+def gpu_worker_restarts():
+    """Restarts the export report's accelerator process now and after the test: a new one takes
+    the Vulkan settings (environment variables) of the moment it starts."""
+    from keras_csp.export import gpu
+
+    def restart():
+        if gpu._worker is not None:
+            gpu._worker.kill()
+            gpu._worker.wait()
+            gpu._worker = None
+
+    restart()
+    yield
+    restart()

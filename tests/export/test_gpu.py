@@ -188,19 +188,9 @@ def test_a_file_the_gpu_refuses_is_written_and_its_ops_named(tiny_config, tmp_pa
 
 
 @pytest.fixture
-def no_vulkan(monkeypatch):
+def no_vulkan(monkeypatch, gpu_worker_restarts):
     """The accelerator's process restarted where no Vulkan driver exists, then restarted back."""
-
-    def restart():
-        if gpu._worker is not None:
-            gpu._worker.kill()
-            gpu._worker.wait()
-            gpu._worker = None
-
-    restart()
     monkeypatch.setenv("VK_ICD_FILENAMES", "/nonexistent/vk_icd.json")
-    yield
-    restart()
 
 
 def test_without_a_gpu_the_report_says_its_verdict_is_only_static(tiny_model, tmp_path,

@@ -4,25 +4,15 @@ item 9): it runs on SwiftShader and says so, instead of stopping at "no Vulkan d
 import pytest
 
 from keras_csp import export
-from keras_csp.export import gpu
 
 
 @pytest.fixture
-def system_vulkan(monkeypatch, mesa_vulkan):
+def system_vulkan(monkeypatch, mesa_vulkan, gpu_worker_restarts):
     """The accelerator's process restarted with no variable naming a Vulkan driver (the loader
     finds the installed ones: Mesa's), then restarted back."""
-
-    def restart():
-        if gpu._worker is not None:
-            gpu._worker.kill()
-            gpu._worker.wait()
-            gpu._worker = None
-
-    restart()
     for variable in ("VK_ICD_FILENAMES", "VK_DRIVER_FILES", "VK_ADD_DRIVER_FILES"):
         monkeypatch.delenv(variable, raising=False)
-    yield mesa_vulkan
-    restart()
+    return mesa_vulkan
 
 
 def test_the_report_checks_on_swiftshader_and_says_why(tiny_model, tmp_path, system_vulkan):
