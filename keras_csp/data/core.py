@@ -51,16 +51,16 @@ class SkipLog:
             if reason or str(source) not in self._sources:
                 self._sources[str(source)] = reason
 
-    @property
-    def reasons(self):
-        """`[(source, reason)]`, sorted by source."""
+    def reasons(self, limit=None):
+        """`[(source, reason)]` of the first `limit` sources (all by default), sorted."""
+        sources = self.sources[:limit]
         with self._lock:
-            missing = [s for s, reason in self._sources.items() if not reason]
+            missing = [s for s in sources if not self._sources[s]]
         found = {s: unreadable_reason(s) or "TensorFlow cannot decode it" for s in missing}
         with self._lock:
             for source, reason in found.items():
                 self._sources[source] = self._sources[source] or reason
-            return sorted(self._sources.items())
+            return [(s, self._sources[s]) for s in sources]
 
     @property
     def count(self):
@@ -73,7 +73,9 @@ class SkipLog:
             return sorted(self._sources)
 
     def report(self, limit=10):
-        return describe_skipped(self.reasons, limit) or "no unreadable images"
+        sources = self.sources  # reasons found for those shown only: Pillow decodes to say why
+        shown = self.reasons(limit) + [(s, None) for s in sources[limit:]]
+        return describe_skipped(shown, limit) or "no unreadable images"
 
     def _record_tensor(self, source):
         self.record(source)

@@ -46,7 +46,11 @@ def run_summary(cfg, task, data, model, model_name, history, wall, strategy, num
         "replicas": strategy.num_replicas_in_sync,
         "workers": num_workers,
         "mixed_precision": cfg.mixed_precision,
-        "skipped_images": {"count": data.skipped.count, "files": data.skipped.sources[:100]},
+        "skipped_images": {
+            "count": data.skipped.count,
+            "files": data.skipped.sources[:100],
+            "reasons": dict(data.skipped.reasons(100)),
+        },
         "clipped_boxes": data.clipped_boxes,
         "inputs": "RGB 0-255 normalized as keras_csp.preprocessing.preprocess_input",
         "history": history,

@@ -146,7 +146,7 @@ def test_training_folders_skip_them_without_decoding(bomb, tmp_path, verify):
 
     count, growth = _peak_growth_mb(images)
     assert count == 4 and data.skipped.count == 3
-    _matches(_reasons(data.skipped.reasons), planted)
+    _matches(_reasons(data.skipped.reasons()), planted)
     assert "3 unreadable image(s) skipped: " in data.skipped.report() and BOMB in (
         data.skipped.report()
     )
@@ -178,7 +178,7 @@ def test_coco_training_and_evaluate_skip_a_bomb(bomb, tmp_path):
 
     count, growth = _peak_growth_mb(images)
     assert count == 1 and growth < 600
-    _matches(_reasons(data.skipped.reasons), {"bomb.png": BOMB, "zero.png": ZERO})
+    _matches(_reasons(data.skipped.reasons()), {"bomb.png": BOMB, "zero.png": ZERO})
 
     def detector(batch):  # one box per image, in the one class
         n = len(batch)

@@ -211,4 +211,6 @@ def test_unreadable_images_are_skipped_and_reported(tmp_path):
     )
     skipped = result.summary["skipped_images"]
     assert skipped["count"] == 1 and skipped["files"][0].endswith("bad.jpg")
+    why = "UnidentifiedImageError: not an image file Pillow can identify"
+    assert skipped["reasons"] == {skipped["files"][0]: why}
     assert json.load(open(tmp_path / "run" / "summary.json"))["skipped_images"]["count"] == 1
