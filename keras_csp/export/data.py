@@ -24,6 +24,9 @@ SOURCES = "a folder of images, a tf.data.Dataset, or an iterable of image arrays
 # How many images `batches` reads before it judges whether they look normalized (all within
 # 0..1): one black image is no sign, eight are.
 NORMALIZED_SAMPLE = 8
+# Values within this of 0..255 are pixels still: a float resize or blend of 0..255 images can
+# land at 255.00002, and anything up to half a step rounds to a valid 8-bit value.
+ROUNDING = 0.5
 
 
 def _split(element):
@@ -105,7 +108,7 @@ def out_of_range(images):
         return [], None, None
     flat = images.reshape(len(images), -1)
     lows, highs = flat.min(1), flat.max(1)
-    bad = np.flatnonzero((lows < 0) | (highs > 255))
+    bad = np.flatnonzero((lows < -ROUNDING) | (highs > 255 + ROUNDING))
     if not len(bad):
         return [], None, None
     return [int(i) for i in bad], float(lows[bad].min()), float(highs[bad].max())
@@ -130,12 +133,13 @@ def nonfinite_error(argument, data, bad, read, complete):
 
 def range_error(argument, data, bad, read, complete, low, high):
     """The ValueError for the images `bad`, whose values reach `low` and `high`."""
-    if low < 0 and high > 255:
+    too_low, too_high = low < -ROUNDING, high > 255 + ROUNDING
+    if too_low and too_high:
         extent = f"from {low:.6g} to {high:.6g}"
     else:
-        extent = f"down to {low:.6g}" if low < 0 else f"up to {high:.6g}"
+        extent = f"down to {low:.6g}" if too_low else f"up to {high:.6g}"
     # Negative values are what normalizing (preprocess_input, x / 127.5 - 1) leaves.
-    hint = ("; they look normalized (preprocess_input output?)" if low < 0 and high <= 255 else "")
+    hint = "; they look normalized (preprocess_input output?)" if too_low and not too_high else ""
     return ValueError(
         f"{argument}={describe(data)}: {len(bad)} {_scope(read, complete)} hold pixel values "
         f"outside 0..255 ({extent}): {_named(bad)}{hint}; allowed: raw pixel values 0..255 (the "

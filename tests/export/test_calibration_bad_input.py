@@ -120,3 +120,14 @@ def test_ordinary_calibration_images_get_no_warning(tiny_model, tmp_path):
         warnings.simplefilter("error")
         samples, notes = calibration_samples(options, (SIZE, SIZE))
     assert len(samples) == 5 and notes == ["calibrated on 5 image(s)"]
+
+
+def test_float_rounding_around_0_and_255_is_no_error():
+    # A float resize or blend of 0..255 images lands a hair outside (255.00002, -1e-5).
+    from keras_csp.export.quantization import QuantizationOptions, calibration_samples
+
+    images = _images(2)
+    images[0][0, 0] = [255.00002, -1e-5, 255.4]
+    options = QuantizationOptions(quantize="int8", representative_data=images)
+    samples, _ = calibration_samples(options, (SIZE, SIZE))
+    assert len(samples) == 2
