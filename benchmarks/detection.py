@@ -36,6 +36,14 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks.detection_seeds import combine, first_seed, mean_and_spread, parse_seeds
+from benchmarks.detection_ultralytics import (
+    ULTRALYTICS_ROWS,
+    check_environment,
+    issue23_targets,
+    run_peer_row,
+)
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 REPO = Path(__file__).resolve().parents[1]
 
@@ -50,11 +58,17 @@ ROWS = {
     "panet": ("csppeleenet", "panet", None, "defaults"),
     "peleenet-efm-sam": ("peleenet", "efm", "sam", "defaults"),
     "efm-sam-slim": ("csppeleenet", "efm", "sam", "defaults"),
+    "efm-sam-n": ("csppeleenet", "efm", "sam", "defaults"),
+    "efm-sam-m": ("csppeleenet", "efm", "sam", "defaults"),
+    "yolov8n": ("yolov8n", None, None, "ultralytics"),
+    "yolo11n": ("yolo11n", None, None, "ultralytics"),
 }
 # Neck and head widths of rows that do not use CSPDetector's (96, 128, 256) / (112, 256, 448):
 # `efm-sam-slim` is CSPPeleeNet + EFM(SAM) narrowed to just under YOLOv8-xs's BFLOPs at 128x128
 # (0.340 vs 0.344), for a comparison at fewer BFLOPs.
-ROW_WIDTHS = {"efm-sam-slim": {"neck_filters": (48, 64, 128), "head_filters": (48, 96, 128)}}
+# `efm-sam-n` and `efm-sam-m` are CSPDetector's named sizes (`scale="n"`: at most YOLOv8n's FLOPs).
+ROW_WIDTHS = {"efm-sam-slim": {"neck_filters": (48, 64, 128), "head_filters": (48, 96, 128)},
+              "efm-sam-n": {"scale": "n"}, "efm-sam-m": {"scale": "m"}}
 QUICK_ROWS = ("efm-sam",)
 
 # `keras-csp train --task detection`'s defaults before issue 16, written out (the other rows train
@@ -310,7 +324,10 @@ def run_row(row, args):
 
     work = Path(args.workdir)
     record = {"row": row, "backbone": ROWS[row][0], "neck": ROWS[row][1],
-              "attention": ROWS[row][2], "recipe": ROWS[row][3], "notes": [], "errors": {}}
+              "attention": ROWS[row][2], "recipe": ROWS[row][3], "notes": [], "errors": {},
+              "seed": args.seed}
+    if row in ULTRALYTICS_ROWS:
+        return run_peer_row(row, args, record)
     data = load_data(args, monitor=True)
     num_classes = data.num_classes
     fmt = data.train.bounding_box_format
@@ -332,7 +349,7 @@ def run_row(row, args):
         epochs=args.epochs,
         batch_size=args.batch,
         input_size=args.size,
-        output_dir=str(work / row / "run"),
+        output_dir=str(work / row / f"seed{args.seed}" / "run"),
         overwrite=True,
         save_model=False,
         verbose=2,
@@ -420,7 +437,7 @@ def table(result):
         for mode in ("fp32", "int8"):
             ref_ms[mode] = reference.get("latency", {}).get(mode)
     lines = [
-        "| row | backbone | neck | recipe | mAP | mAP50 | params | BFLOPs "
+        "| row | backbone | neck | recipe | mAP (± half-range) | mAP50 | params | BFLOPs "
         f"({result['args']['size']}) | BFLOPs (416) | train img/s | TFLite fp32 ms (x efm-sam) "
         "| TFLite int8 ms (x efm-sam) | mAP50 fp16 .tflite | mAP50 int8 .tflite |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
@@ -435,14 +452,14 @@ def table(result):
             return f"{lat[mode]:.2f}{ratio}"
 
         tfl = r.get("tflite", {})
-        neck = r["neck"] or "YOLOv8 PAN"
+        neck = r["neck"] or ("ultralytics" if r["row"] in ULTRALYTICS_ROWS else "YOLOv8 PAN")
         if r["attention"]:
             neck = f"{neck.upper()}({r['attention'].upper()})"
         elif r["neck"]:
             neck = neck.upper()
         lines.append(
             f"| {r['row']} | {r['backbone']} | {neck} | {r['recipe']} | "
-            f"{_fmt(r.get('keras_mAP'), '.3f')} | {_fmt(r.get('keras_mAP50'), '.3f')} | "
+            f"{mean_and_spread(r, 'keras_mAP')} | {mean_and_spread(r, 'keras_mAP50')} | "
             f"{r.get('params', 0):,} | {_fmt(r.get('bflops'), '.3f')} | "
             f"{_fmt(r.get('bflops_416'), '.2f')} | {_fmt(r.get('train_images_per_second'), '.1f')} | "
             f"{ms('fp32')} | {ms('int8')} | "
@@ -470,8 +487,9 @@ def targets(result):
         out.append(("CSPPeleeNet+EFM(SAM) mAP50 >= 1.5x today's (old) defaults",
                     "met" if ratio >= 1.5 else "missed",
                     f"{m50(ours):.3f} / {m50(old):.3f} = {ratio:.2f}x"))
+    out.extend(issue23_targets(rows, lambda r: (r or {}).get("keras_mAP")))
     for r in result["rows"]:
-        keras50 = m50(r)
+        keras50 = first_seed(r, "keras_mAP50")  # the .tflite files are the first seed's
         for mode, limit in (("fp16", 0.005), ("int8", 0.03)):
             got = r.get("tflite", {}).get(mode, {}).get("val_mAP50")
             if keras50 is None or got is None:
@@ -517,7 +535,8 @@ def plot(result, path):
             y = r.get("keras_mAP50")
             if x is None or y is None:
                 continue
-            ax.scatter([x], [y], color="tab:red" if r["row"] == "yolov8-xs" else "tab:blue")
+            peer = r["row"] == "yolov8-xs" or r["row"] in ULTRALYTICS_ROWS
+            ax.scatter([x], [y], color="tab:red" if peer else "tab:blue")
             ax.annotate(r["row"], (x, y), textcoords="offset points", xytext=(4, 3), fontsize=8)
         ax.set_xlabel(label)
         ax.set_ylabel("val mAP50 (Keras)")
@@ -551,7 +570,10 @@ def parse(argv=None):
     parser.add_argument("--monitor", type=int, default=32,
                         help="validation images scored after every epoch")
     parser.add_argument("--data-seed", type=int, default=0)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", default="0,1",
+                        help="training seeds; every row is trained once per seed and reported as "
+                        "the mean ± half the range (only the first seed's .tflite files are made)")
+    parser.add_argument("--seed", type=int, default=None, help=argparse.SUPPRESS)  # child: one
     parser.add_argument("--calibration", type=int, default=64, help="int8 calibration images")
     parser.add_argument("--export", default="fp32,fp16,int8",
                         help=".tflite files written (empty: none, for recipe searches)")
@@ -580,6 +602,14 @@ def parse(argv=None):
         except (ValueError, SyntaxError):
             args.overrides[key] = value
     args.modes = [m for m in args.export.split(",") if m]
+    try:
+        args.seeds = parse_seeds("0" if args.quick and args.seeds == "0,1" else args.seeds)
+    except ValueError as e:
+        parser.error(str(e))
+    if args.seed is None:
+        args.seed = args.seeds[0]
+    elif args.seed != args.seeds[0]:
+        args.modes = []  # only the first seed's files are exported, scored and timed
     if args.quick:
         args.epochs, args.size, args.train, args.val, args.batch = 1, 64, 16, 8, 8
         args.calibration, args.rounds, args.runs, args.warmup, args.monitor = 4, 1, 1, 0, 4
@@ -599,45 +629,61 @@ def parse(argv=None):
     return args
 
 
+def run_child(row, seed, args, child_args):
+    """One row and seed in its own process (no row inherits another's graphs or threads);
+    returns its record, or one with the process's error."""
+    out, work = Path(args.out), Path(args.workdir)
+    target = work / f"{row}-seed{seed}.json"
+    target.unlink(missing_ok=True)
+    command = [sys.executable, "-m", "benchmarks.detection", *child_args, "--row", row,
+               "--seed", str(seed), "--workdir", str(work), "--out", str(out)]
+    log = work / f"{row}-seed{seed}.log"
+    with open(log, "w") as f:
+        proc = subprocess.run(command, cwd=Path.cwd(), stdout=f, stderr=subprocess.STDOUT)
+    if proc.returncode or not target.is_file():
+        tail = log.read_text(errors="replace")[-2000:]
+        print(f"  failed (see {log}): {tail[-800:]}", flush=True)
+        return {"row": row, "backbone": ROWS[row][0], "neck": ROWS[row][1], "seed": seed,
+                "attention": ROWS[row][2], "recipe": ROWS[row][3], "notes": [],
+                "errors": {"process": tail}}
+    record = json.loads(target.read_text())
+    print(f"  seed {seed}: mAP50 {record.get('keras_mAP50')} (mAP {record.get('keras_mAP')}), "
+          f"{record.get('train_seconds')} s; tflite "
+          f"{ {m: e.get('val_mAP50') for m, e in record.get('tflite', {}).items()} }; "
+          f"errors {record.get('errors')}", flush=True)
+    return record
+
+
 def main(argv=None):
     args = parse(argv)
     out, work = Path(args.out), Path(args.workdir)
     out.mkdir(parents=True, exist_ok=True)
     work.mkdir(parents=True, exist_ok=True)
-    if args.row:  # child: one row, its record as JSON
+    if args.row:  # child: one row and seed, its record as JSON
         record = run_row(args.row, args)
-        (work / f"{args.row}.json").write_text(json.dumps(record, indent=1, default=str))
+        target = work / f"{args.row}-seed{args.seed}.json"
+        target.write_text(json.dumps(record, indent=1, default=str))
         return record
     started = time.time()
-    print(f"[{time.strftime('%H:%M:%S')}] data: {data_options(args)}", flush=True)
+    print(f"[{time.strftime('%H:%M:%S')}] data: {data_options(args)}; seeds {args.seeds}",
+          flush=True)
+    if any(r in ULTRALYTICS_ROWS for r in args.rows):
+        print(check_environment(), flush=True)
     write_data(args)
     records = []
     child_args = list(argv if argv is not None else sys.argv[1:])
     for row in args.rows:
         print(f"[{time.strftime('%H:%M:%S')}] row {row}", flush=True)
-        if args.quick:  # in this process: the smoke test saves a TensorFlow start
-            records.append(run_row(row, args))
-            continue
-        target = work / f"{row}.json"
-        target.unlink(missing_ok=True)
-        command = [sys.executable, "-m", "benchmarks.detection", *child_args, "--row", row,
-                   "--workdir", str(work), "--out", str(out)]
-        log = work / f"{row}.log"
-        with open(log, "w") as f:
-            proc = subprocess.run(command, cwd=Path.cwd(), stdout=f, stderr=subprocess.STDOUT)
-        if proc.returncode or not target.is_file():
-            tail = log.read_text(errors="replace")[-2000:]
-            records.append({"row": row, "backbone": ROWS[row][0], "neck": ROWS[row][1],
-                            "attention": ROWS[row][2], "recipe": ROWS[row][3],
-                            "errors": {"process": tail}})
-            print(f"  failed (see {log}): {tail[-800:]}", flush=True)
-            continue
-        record = json.loads(target.read_text())
-        records.append(record)
-        print(f"  mAP50 {record.get('keras_mAP50')} (mAP {record.get('keras_mAP')}), "
-              f"{record.get('train_seconds')} s; tflite "
-              f"{ {m: e.get('val_mAP50') for m, e in record.get('tflite', {}).items()} }; "
-              f"errors {record.get('errors')}", flush=True)
+        per_seed = []
+        for seed in args.seeds:
+            if args.quick:  # in this process: the smoke test saves a TensorFlow start
+                args.seed, modes = seed, args.modes
+                args.modes = modes if seed == args.seeds[0] else []  # as a child would
+                per_seed.append(run_row(row, args))
+                args.modes = modes
+            else:
+                per_seed.append(run_child(row, seed, args, child_args))
+        records.append(combine(per_seed))
         write_outputs(records, args, argv, started, final=False)
     timed = latencies(records, args)
     for r in records:
