@@ -9,9 +9,10 @@ Python API or, as `--aug-<option>` flags, from `keras-csp train`):
     the trainer adds `label_smoothing` to the cross-entropy.
 
 `"detection"` (`DetectionAugmentation`), box-aware, after keras-cv's YOLOv8 examples:
-    horizontal flip -> jittered resize (scale `jitter_scale`) -> mosaic of four images (`mosaic`,
-    off by default); boxes follow every step, and batches are padded back to the data's
-    `max_boxes`. Mosaic halves every object and shows the model scenes unlike the validation
+    HSV jitter (`hsv`, off by default: ultralytics' gains `HSV_GAINS`) -> horizontal flip ->
+    jittered resize (scale `jitter_scale`) -> mosaic of four images (`mosaic`, off by default;
+    the trainer's `close_mosaic` turns it off for the last epochs); boxes follow every step, and
+    batches are padded back to the data's `max_boxes`. Mosaic halves every object and shows the model scenes unlike the validation
     images: in short runs from scratch it cost CSPPeleeNet + EFM(SAM) a third of its mAP50 (0.065
     without vs 0.043 with, 800 images x 6 epochs at 128x128; benchmarks/README.md, "Detection");
     YOLOv8 too turns it off for its last epochs. Turn it on for long runs.
@@ -25,6 +26,9 @@ import logging
 from typing import Tuple
 
 MIX_MODES = ("mixup", "cutmix", "mixup_or_cutmix", "none")
+# ultralytics' hsv_h, hsv_s, hsv_v: per image, the hue turns by up to 1.5% of the circle and the
+# saturation and value are scaled by up to +-70% and +-40% (uniform draws, clipped to the range).
+HSV_GAINS = (0.015, 0.7, 0.4)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,6 +73,7 @@ class DetectionAugmentation:
     flip: bool = True
     jitter_scale: Tuple[float, float] = (0.75, 1.3)
     mosaic: bool = False
+    hsv: bool = False
 
     def __post_init__(self):
         a, b = self.jitter_scale
@@ -208,11 +213,33 @@ def _classification_augmenter(options, size, seed):
     return classify
 
 
+def hsv_jitter(images, gains=HSV_GAINS, seed=None):
+    """`images` (batch, height, width, 3), 0-255 RGB, with a random hue turn and saturation and
+    value scale per image (`gains` as `HSV_GAINS`); boxes do not move."""
+    import tensorflow as tf
+
+    dtype = images.dtype
+    draws = tf.random.uniform(
+        tf.stack([tf.shape(images)[0], 1, 1, 3]), -1.0, 1.0, seed=seed
+    ) * tf.constant(gains, tf.float32)
+    hsv = tf.image.rgb_to_hsv(tf.clip_by_value(tf.cast(images, tf.float32) / 255.0, 0.0, 1.0))
+    hue = tf.math.floormod(hsv[..., 0] + draws[..., 0], 1.0)
+    saturation = tf.clip_by_value(hsv[..., 1] * (1.0 + draws[..., 1]), 0.0, 1.0)
+    value = tf.clip_by_value(hsv[..., 2] * (1.0 + draws[..., 2]), 0.0, 1.0)
+    rgb = tf.image.hsv_to_rgb(tf.stack([hue, saturation, value], axis=-1)) * 255.0
+    return tf.cast(rgb, dtype)
+
+
 def _detection_augmenter(options, size, fmt, max_boxes, seed):
-    """keras-cv batch dict -> same, boxes dense: flip, jittered resize, then mosaic."""
+    """keras-cv batch dict -> same, boxes dense: HSV, flip, jittered resize, then mosaic.
+
+    With mosaic on, the function's `without_mosaic` is the same augmenter without it (what the
+    trainer's `close_mosaic` epochs use)."""
     import keras_cv
 
     layers = []
+    if options.hsv:
+        layers.append(lambda batch: {**batch, "images": hsv_jitter(batch["images"], seed=seed)})
     if options.flip:
         layers.append(keras_cv.layers.RandomFlip("horizontal", bounding_box_format=fmt, seed=seed))
     layers.append(
@@ -234,4 +261,8 @@ def _detection_augmenter(options, size, fmt, max_boxes, seed):
         }
 
     detect.options = options
+    if options.mosaic:
+        detect.without_mosaic = _detection_augmenter(
+            dataclasses.replace(options, mosaic=False), size, fmt, max_boxes, seed
+        )
     return detect

@@ -144,6 +144,9 @@ class TrainConfig:
         None, "detection: jittered resize scale range", None, "augmentation"
     )
     aug_mosaic: Optional[bool] = _f(None, "detection: mosaic", None, "augmentation")
+    aug_hsv: Optional[bool] = _f(None, "detection: HSV jitter, ultralytics' gains", None,
+                                 "augmentation")
+    close_mosaic: int = _f(0, "detection: last N epochs without mosaic", None, "augmentation")
     # --- optimization ---
     epochs: int = _f(10, "epochs to train (resume continues up to this)", None, "optimization")
     batch_size: int = _f(64, "global batch size (divisible by the replicas)", None, "optimization")
@@ -169,6 +172,9 @@ class TrainConfig:
     warmup_epochs: float = _f(1.0, "linear warm-up from 0, in epochs", None, "optimization")
     min_lr_ratio: float = _f(0.0, "cosine: final / peak learning rate", None, "optimization")
     clipnorm: Optional[float] = _f(None, "global gradient-norm clipping", None, "optimization")
+    ema: bool = _f(False, "validate and save a moving average of the weights (Keras' use_ema)",
+                   None, "optimization")
+    ema_momentum: float = _f(0.99, "--ema: the average's momentum", None, "optimization")
     # --- runtime ---
     mixed_precision: str = _f("none", "mixed precision policy", PRECISIONS, "runtime")
     jit_compile: bool = _f(False, "compile the training step with XLA", None, "runtime")
@@ -226,6 +232,7 @@ class TrainConfig:
         _non_negative("val_size", self.val_size)
         _non_negative("save_every_steps", self.save_every_steps)
         _non_negative("cpu_replicas", self.cpu_replicas)
+        _check_detector_options(self)
         if self.steps_per_epoch is not None:
             _positive("steps_per_epoch", self.steps_per_epoch)
         if self.input_size is not None:
@@ -266,12 +273,6 @@ class TrainConfig:
             )
         if self.data == "coco" and not self.images_dir:
             raise ValueError("data='coco' needs images_dir (--images-dir): the images' folder.")
-        for name in ("scale", "neck_filters", "head_filters"):
-            if getattr(self, name) is not None and self.task != "detection":
-                raise ValueError(
-                    f"{name}={getattr(self, name)!r} is a detector option; allowed with "
-                    "task='detection'."
-                )
         if self.data in ("coco", "yolo", "voc") and self.task != "detection":
             raise ValueError(
                 f"data={self.data!r} is detection data; allowed with task='detection'."
@@ -322,6 +323,17 @@ class TrainConfig:
 
     def replace(self, **changes):
         return build_config(self.to_dict(), changes)
+
+
+def _check_detector_options(cfg):
+    """The detector's sizes and the recipe switches of issue 23 (EMA, closing mosaic)."""
+    for name in ("scale", "neck_filters", "head_filters"):
+        if getattr(cfg, name) is not None and cfg.task != "detection":
+            value = getattr(cfg, name)
+            raise ValueError(f"{name}={value!r} is a detector option; allowed: task='detection'.")
+    _non_negative("close_mosaic", cfg.close_mosaic)
+    if not 0.0 <= cfg.ema_momentum < 1.0:
+        raise ValueError(f"ema_momentum={cfg.ema_momentum!r} is not allowed; allowed: 0 <= x < 1.")
 
 
 def _positive(name, value):

@@ -128,25 +128,38 @@ def _shard(ctx):
 def training_batches(strategy, data, cfg, per_replica, steps, first_epoch, first_step, augment):
     """An iterator over the distributed training batches from (first_epoch, first_step) on, one
     per-run stream over the remaining epochs (per-epoch permutation from the seed, sharded per
-    worker, per-replica batches)."""
+    worker, per-replica batches). With `close_mosaic` N and mosaic on, the last N epochs come
+    from a second stream whose augmenter has no mosaic (built when the first one ends)."""
     import tensorflow as tf
 
     replicas = strategy.num_replicas_in_sync
+    end = max(cfg.epochs, first_epoch + 1)
+    closed = getattr(augment, "without_mosaic", None)
+    switch = max(first_epoch, end - cfg.close_mosaic) if closed and cfg.close_mosaic else end
 
-    def train_fn(ctx):
-        local = replicas // ctx.num_input_pipelines
-        return data.train.training_dataset(
-            per_replica,
-            steps * local,
-            seed=cfg.seed,
-            epochs=(first_epoch, max(cfg.epochs, first_epoch + 1)),
-            shard=_shard(ctx),
-            skip_batches=first_step * local,
-            augment=augment,
-            normalize=True,
-        )
+    def stream(epochs, skip, augment):
+        def train_fn(ctx):
+            local = replicas // ctx.num_input_pipelines
+            return data.train.training_dataset(
+                per_replica,
+                steps * local,
+                seed=cfg.seed,
+                epochs=epochs,
+                shard=_shard(ctx),
+                skip_batches=skip * local,
+                augment=augment,
+                normalize=True,
+            )
 
-    batches = iter(strategy.distribute_datasets_from_function(train_fn, _input_options()))
+        return iter(strategy.distribute_datasets_from_function(train_fn, _input_options()))
+
+    parts = []
+    if switch > first_epoch:
+        parts.append(lambda: stream((first_epoch, switch), first_step, augment))
+    if end > switch:
+        skip = first_step if switch == first_epoch else 0
+        parts.append(lambda: stream((switch, end), skip, closed))
+    batches = itertools.chain.from_iterable(part() for part in parts)
     # The first batch before the first write: data whose every image is unreadable (a folder
     # too large to verify up front, COCO files) is refused with nothing written.
     try:

@@ -22,6 +22,7 @@ def train(task_name, cfg, data=None, model=None, callbacks=None):
 
 
 def _config_from(config, options, task, model=None):
+    options = {**options, "task": task}  # before the checks: detector options need the task
     if isinstance(model, str):
         options = {**options, "model": model}
     elif model is not None:

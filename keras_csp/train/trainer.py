@@ -327,7 +327,13 @@ class Trainer:
 
     def evaluate(self):
         """The validation logs: summed over the replicas' batches for classification, COCO mAP
-        measured by the chief for detection (other workers: {})."""
+        measured by the chief for detection (other workers: {}); with `ema`, of the average."""
+        from keras_csp.train.optimizer import ema_weights
+
+        with ema_weights(self.optimizer, self.net.trainable_variables):
+            return self._evaluate()
+
+    def _evaluate(self):
         if self.task_name == "classification":
             sums = {}
             for batch in self.eval_data:
@@ -375,7 +381,9 @@ class Trainer:
     def finish(self):
         """The final model, the summary and (chief) the run's files; returns the `TrainResult`."""
         from keras_csp.train import results
+        from keras_csp.train.optimizer import keep_ema_weights
 
+        keep_ema_weights(self.optimizer, self.net.trainable_variables)  # with `ema`: the average
         final = self.task.final_model(self.net, self.model_spec)
         wall = self.prior_wall + time.time() - self.session_start
         summary = results.run_summary(

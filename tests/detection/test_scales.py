@@ -107,7 +107,7 @@ def test_train_flags_parse_scale_and_widths():
         _train_args(["--task", "detection", "--neck-filters", "32,64"])
     with pytest.raises(ValueError, match=r"head_filters='8,-1,8' is not allowed"):
         _train_args(["--task", "detection", "--head-filters", "8,-1,8"])
-    with pytest.raises(ValueError, match=r"scale='n' is a detector option; allowed with task='de"):
+    with pytest.raises(ValueError, match=r"scale='n' is a detector option; allowed: task=.de"):
         _train_args(["--scale", "n"])
     with pytest.raises(SystemExit):  # argparse's choices
         _train_args(["--task", "detection", "--scale", "x"])
