@@ -32,7 +32,8 @@ def add_parser(subparsers):
     actions = parser.add_subparsers(dest="data_command", required=True)
     for name, (summary, description) in _EXPORTS.items():
         p = actions.add_parser(f"export-{name}", help=summary, description=description)
-        p.add_argument("out_dir", help="folder to create (refused if not empty, unless --overwrite)")
+        p.add_argument("out_dir",
+                       help="folder to create (refused if not empty, unless --overwrite)")
         p.add_argument("--difficulty", default="hard", choices=("easy", "hard"),
                        help="(default: hard)")
         p.add_argument("--num-train", type=int, default=1500,

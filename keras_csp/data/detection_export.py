@@ -75,7 +75,8 @@ def synthetic_detection(what, out_dir, overwrite, difficulty, shapes_options):
         )
     if "bounding_box_format" in shapes_options:
         raise ValueError(
-            f"bounding_box_format is not allowed; the {what.upper()} files have their own box format."
+            f"bounding_box_format is not allowed; the {what.upper()} files have their own box "
+            "format."
         )
     check_overwrite(out_dir, overwrite)
     return synthetic_shapes("detection", difficulty=difficulty, **shapes_options)

@@ -87,7 +87,8 @@ def write_voc(data, out_dir, quality=95, overwrite=False):
                 "images": len(ids),
                 "boxes": boxes_written,
             }
-        (tmp / "ImageSets" / "Main" / "trainval.txt").write_text("".join(i + "\n" for i in every_id))
+        trainval = "".join(i + "\n" for i in every_id)
+        (tmp / "ImageSets" / "Main" / "trainval.txt").write_text(trainval)
     return written
 
 

@@ -242,9 +242,9 @@ def test_training_reads_yolo_and_voc_files(sets, tmp_path):
     )
     # task= given: fit_detector checks its options before it sets the task (data='coco' alike).
     result = fit_detector(data="yolo", data_path=sets["yolo"], task="detection", model=backbone,
-                          neck="fpn",
-                          attention="none", epochs=1, batch_size=4, input_size=SIZE,
-                          output_dir=str(tmp_path / "det"), verbose=0)
+                          neck="fpn", attention="none", epochs=1, steps_per_epoch=1,
+                          batch_size=4, input_size=SIZE, output_dir=str(tmp_path / "det"),
+                          verbose=0)
     summary = result.summary
     assert summary["task"] == "detection" and summary["history"][0]["loss"] > 0
     assert summary["val_mAP50"] is None or 0.0 <= summary["val_mAP50"] <= 1.0

@@ -137,3 +137,21 @@ def test_yolo_detection_loads_letterboxed_boxes(tmp_path, make_image):
     with pytest.raises(ValueError, match="the training split has no boxes"):
         (tmp_path / "labels" / "train" / "wide.txt").write_text("")
         yolo_detection(str(tmp_path / "data.yaml"))
+
+
+def test_reading_imports_neither_tensorflow_nor_keras(tmp_path, make_image):
+    import json
+    import subprocess
+    import sys
+
+    data = _yolo(tmp_path, make_image)
+    script = (
+        "import json, sys\n"
+        "from keras_csp.coco_eval import read_detection_set\n"
+        f"s = read_detection_set({data!r})\n"
+        "print(json.dumps([len(s.records), sorted(m for m in ('tensorflow', 'keras') "
+        "if m in sys.modules)]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.splitlines()[-1]) == [2, []]
