@@ -44,7 +44,10 @@ def mesa_vulkan():
     from keras_csp.lite import gpu as lite_gpu
 
     missing = [p for p in (MESA_LAVAPIPE_ICD, lite_gpu.SWIFTSHADER_ICD) if not os.path.isfile(p)]
-    if missing or not lite_gpu.accelerator._loader_loadable():
+    # The system's loader: not chromium's, which use_swiftshader() loads where there is none.
+    vulkan = lite_gpu.accelerator.vulkan
+    system_loader = vulkan.bundled_loader is None and vulkan._loader_loadable()
+    if missing or not system_loader:
         reason = (f"needs libvulkan1, mesa-vulkan-drivers and chromium (missing: "
                   f"{', '.join(missing) or 'libvulkan.so.1'})")
         if os.environ.get("KERAS_CSP_REQUIRE_GPU_ACCELERATOR") == "1":
