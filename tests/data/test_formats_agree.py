@@ -240,8 +240,7 @@ def test_training_reads_yolo_and_voc_files(sets, tmp_path):
                             block_type="dark", bottle_ratio=1.0, down_growth=True),
         default_size=SIZE,
     )
-    # task= given: fit_detector checks its options before it sets the task (data='coco' alike).
-    result = fit_detector(data="yolo", data_path=sets["yolo"], task="detection", model=backbone,
+    result = fit_detector(data="yolo", data_path=sets["yolo"], model=backbone,
                           neck="fpn", attention="none", epochs=1, steps_per_epoch=1,
                           batch_size=4, input_size=SIZE, output_dir=str(tmp_path / "det"),
                           verbose=0)
