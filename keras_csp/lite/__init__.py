@@ -23,7 +23,8 @@ The runtime's modules, one idea each: `runtime` (which interpreter), `flatbuffer
 (what a file may hold, checked before an interpreter reads it), `checksum` (the export's SHA-256),
 `model` (`LiteModel`), `delegate` (ops XNNPACK leaves out), `accelerator` and `gpu` (LiteRT's GPU
 accelerator, GPU vs CPU), `results` (top-k, detections, drawing), `evaluation` (folder accuracy),
-`coco` (COCO annotation files). Images are `keras_csp.images`; every name is importable from here.
+`coco`, `yolo` and `voc` (detection annotations: COCO JSON, ultralytics' YOLO layout, Pascal VOC
+XML). Images are `keras_csp.images`; every name is importable from here.
 """
 
 from keras_csp.images import (  # noqa: F401
