@@ -213,17 +213,22 @@ def _writing(output, export):
         try:
             return export(*args, **kwargs)
         except OSError as e:
-            reason = e.strerror or str(e)
+            reason, where = e.strerror or str(e), e.filename
         except Exception as e:  # noqa: BLE001 - only TensorFlow's write errors are translated
             reason = next((r for r in _WRITE_ERRORS if f"; {r} [Op:" in str(e)), None)
             if reason is None or type(e).__module__.split(".")[0] != "tensorflow":
                 raise
+            where = (str(e).split(f"; {reason}")[0].split() or [None])[-1]  # the file it wrote
+        folder = os.path.abspath(Path(output).parent) + os.sep
+        if where and not os.path.abspath(str(where)).startswith(folder):
+            reason = f"{reason} (writing {str(where)!r})"  # a full /tmp, say, not the output's disk
         raise ValueError(
             f"--output={str(output)!r} could not be written: {reason}; what it held before is "
             "kept and nothing else is left: allowed: an output on a disk with room for the export."
         ) from None
 
     return run
+
 
 # ------------------------------------------------------------------------- predict, evaluate
 

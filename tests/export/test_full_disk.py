@@ -46,6 +46,7 @@ def test_a_full_disk_keeps_the_old_export_and_says_so_in_one_line(keras_file, fu
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"keras-csp: error: --output={str(target)!r} could not be written: "), err
     assert "No space left on device" in err and len(err.splitlines()) == 1, err
+    assert "(writing" not in err, err  # the output's own disk: no other file to name
     old = target if fmt == "tflite" else target / "saved_model.pb"
     assert old.read_bytes() == b"old export"
     assert sorted(p.name for p in full_disk.iterdir()) == [output]  # no temporary file left
