@@ -10,7 +10,11 @@ hand, never in CI; `--quick` is the smoke test).
 Rows (`--rows` picks some): the Table 2 necks on CSPPeleeNet (`fpn`, `gfm`, `panet`, `efm-sam`,
 `efm-spp`), the non-CSP twin `peleenet-efm-sam`, all with the package's defaults, the peer `yolov8-xs`
 (keras-cv's `YOLOV8Detector` on an xs-sized `YOLOV8Backbone`, no pretraining) and `efm-sam-old`
-(CSPPeleeNet + EFM(SAM) with `OLD_RECIPE`, the package's training defaults). Every row trains
+(CSPPeleeNet + EFM(SAM) with `OLD_RECIPE`, the package's training defaults), `efm-sam-n` and
+`efm-sam-m` (`CSPDetector(scale="n" | "m")`), and ultralytics' `yolov8n` and `yolo11n` (trained in
+`.venv-yolo` by their own recipe, scored by the same COCO evaluation: `detection_ultralytics`,
+`peer_predictions`, `ultralytics_peer`). Every row is trained once per `--seeds` seed (default
+0,1) and reported as the mean ± half the range (`detection_seeds`). Every Keras row trains
 through `keras_csp.train.fit_detector` on the same data, pipeline (augmentation preset), size,
 batch and epochs, and is scored by the same metric code (`keras_csp.train.tasks.coco_map`:
 keras-cv's BoxCOCOMetrics, pycocotools underneath) on the same validation images.
