@@ -97,7 +97,8 @@ def _check_config(path, text):
 
 
 def _check_keras_archive(path):
-    """Refuses a `.keras` path that is missing, not a zip archive, or fails its CRC checks."""
+    """Refuses a `.keras` path that is missing, not a zip archive, a zip bomb (or larger than the
+    free memory), fails its CRC checks, or whose config.json is not JSON or nests too deep."""
     if not isinstance(path, (str, os.PathLike)) or not os.fspath(path).endswith(".keras"):
         return  # other formats (legacy .h5) are Keras' to judge
     allowed = "allowed: a .keras file written by model.save()"
