@@ -294,6 +294,10 @@ def start_failure():
     """
     if _start_failure is not None:
         return _start_failure
+    if _named_drivers() == [SWIFTSHADER_ICD]:
+        # Chosen by name, and safe to look for here (SwiftShader brings no LLVM): the start in
+        # this process says whether it works, a child's search would only add seconds.
+        return None
     why = unusable_vulkan()
     if why is None:
         return None
