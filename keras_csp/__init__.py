@@ -29,6 +29,7 @@ _EXPORTS = {
     "ResNet10": "keras_csp.models",
     "ResNet50": "keras_csp.models",
     "ResNeXt50": "keras_csp.models",
+    "benchmark": "keras_csp.bench",
     "build_model": "keras_csp.models",
     "decode_predictions": "keras_csp.preprocessing",
     "preprocess_input": "keras_csp.preprocessing",
@@ -38,7 +39,7 @@ _EXPORTS = {
     "profile": "keras_csp.profiler",
 }
 _SUBMODULES = (
-    "data", "detection", "explore", "export", "layers", "lite", "models", "necks", "train",
+    "bench", "data", "detection", "explore", "export", "layers", "lite", "models", "necks", "train",
     "weights",
 )
 

@@ -1,5 +1,5 @@
 """The `keras-csp` command line: profile, models, demo, train, convert-timm, export, predict,
-evaluate."""
+evaluate, benchmark."""
 
 import argparse
 import json
@@ -14,6 +14,8 @@ from keras_csp.export import cli as export_cli  # imports no TensorFlow
 from keras_csp.train import cli as train_cli  # imports no TensorFlow
 
 from keras_csp.data import cli as data_cli  # imports no TensorFlow
+
+from keras_csp.bench import cli as bench_cli  # imports no TensorFlow
 
 try:
     from keras_csp.weights import cli as weights_cli
@@ -50,6 +52,7 @@ def _build_parser():
     if weights_cli is not None:
         weights_cli.add_parser(sub)
     export_cli.add_parser(sub)
+    bench_cli.add_parser(sub)
     return parser
 
 
@@ -119,6 +122,7 @@ def main(argv=None):
                 "demo": train_cli.run_demo,
                 "train": train_cli.run,
                 data_cli.COMMAND: data_cli.run,
+                bench_cli.COMMAND: bench_cli.run,
             }
             if weights_cli is not None:
                 commands[weights_cli.COMMAND] = weights_cli.run

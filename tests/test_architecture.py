@@ -28,7 +28,7 @@ LAYERS = (
     ("weights", ("keras_csp.weights",)),
     ("applications", ("keras_csp.models", "keras_csp.profiler", "keras_csp.detection",
                       "keras_csp.saving")),
-    ("export", ("keras_csp.export",)),
+    ("export", ("keras_csp.export", "keras_csp.bench")),
     ("training", ("keras_csp.train",)),
     ("exploration", ("keras_csp.explore",)),
 )
