@@ -21,7 +21,7 @@ import math
 import os
 import xml.parsers.expat
 
-from keras_csp.images import image_header
+from keras_csp.images import image_header, not_regular
 
 # VOC boxes are 1-based pixel indices, xmin..xmax inclusive: the box covers the continuous
 # [xmin - 1, xmax] (VOC's devkit and most detectors read it so). Edges off the image by up to a
@@ -67,6 +67,9 @@ def parse_xml(path):
     parser.CharacterDataHandler = lambda data: stack[-1].parts.append(data) if stack else None
     parser.StartDoctypeDeclHandler = _refuse_doctype
     parser.EntityDeclHandler = _refuse_doctype
+    special = not_regular(path)
+    if special:  # a FIFO would wait for a writer, /dev/zero be read forever
+        raise ValueError(f"{path} is {special}; allowed: a Pascal VOC annotation file.")
     try:
         with open(path, "rb") as f:
             parser.ParseFile(f)
@@ -97,8 +100,12 @@ def image_ids(root, image_set):
             f"{listing}: no such image set; allowed: "
             + (", ".join(have[:10]) if have else "a VOC root with ImageSets/Main/<set>.txt") + "."
         )
-    with open(listing, encoding="utf-8") as f:
-        ids = [line.split()[0] for line in f if line.strip()]
+    try:
+        with open(listing, encoding="utf-8-sig") as f:
+            ids = [line.split()[0] for line in f if line.strip()]
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{listing}: not UTF-8 text (byte {e.start}: {e.reason}); allowed: one "
+                         "image id per line.") from None
     if not ids:
         raise ValueError(f"{listing}: lists no image; allowed: one image id per line.")
     return listing, ids

@@ -24,7 +24,7 @@ not exist, a YAML without `names` or the split.
 import math
 import os
 
-from keras_csp.images import IMAGE_EXTENSIONS, image_header, image_paths
+from keras_csp.images import IMAGE_EXTENSIONS, image_header, image_paths, not_regular
 
 # Rows whose box edges overshoot 0..1 by up to one pixel of the image are clipped (rounding of
 # the tool that wrote them; COCO's reader allows the same pixel); beyond it the file is refused.
@@ -41,8 +41,11 @@ def load_yaml(path, what="data YAML"):
             f"reading the {what} {str(path)!r} needs pyyaml (pip install pyyaml), which this "
             "environment lacks."
         ) from None
+    special = not_regular(path)
+    if special:  # /dev/zero would be read forever, a FIFO waits for a writer
+        raise ValueError(f"{what} {str(path)!r} is {special}; allowed: a YAML file.")
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(path, "rb") as f:  # bytes: pyyaml detects UTF-8 and UTF-16, refuses the rest
             loaded = yaml.safe_load(f)
     except FileNotFoundError:
         raise ValueError(
@@ -53,6 +56,10 @@ def load_yaml(path, what="data YAML"):
         line = f" line {mark.line + 1}" if mark is not None else ""
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
         raise ValueError(f"{path}{line}: not valid YAML ({problem}); allowed: a {what}.") from None
+    except RecursionError:
+        raise ValueError(
+            f"{path}: nests deeper than the YAML reader can follow; allowed: a {what}."
+        ) from None
     if not isinstance(loaded, dict):
         raise ValueError(f"{path}: holds no mapping; allowed: a {what} with keys.")
     return loaded
@@ -68,6 +75,10 @@ def _names(data, path):
             f"{path}: 'names' is {'missing' if names is None else repr(names)[:60]}; allowed: a "
             "non-empty list of class names or a mapping {0: name, 1: name, ...}."
         )
+    if not all(isinstance(v, (str, int, float)) for v in names.values()):
+        # a nested value (a YAML alias chain can be exponentially large) is no class name
+        raise ValueError(f"{path}: 'names' holds a list or mapping as a name; allowed: names as "
+                         "strings.")
     try:
         categories = {int(k): str(v) for k, v in names.items()}
     except (TypeError, ValueError):
@@ -97,26 +108,39 @@ def _root(data, path):
     return beside if os.path.exists(beside) or not os.path.exists(root) else os.path.abspath(root)
 
 
+def _lines(path):
+    """`(number, line)` of a UTF-8 text file (a BOM is allowed); bytes that are not UTF-8 are a
+    ValueError naming the file and line."""
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, 1):
+            try:
+                yield number, raw.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError as e:
+                raise ValueError(
+                    f"{path} line {number}: not UTF-8 text (byte {e.start}: {e.reason}); "
+                    "allowed: a UTF-8 text file."
+                ) from None
+
+
 def _list_file(listing):
     """The images a `.txt` list names. `./x` is relative to the list's folder, as ultralytics
     reads it; other relative paths too (ultralytics takes them from the working folder, which
     depends on where the command runs)."""
     parent = os.path.dirname(os.path.abspath(listing))
     found = []
-    with open(listing, encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            entry = line.strip()
-            if not entry:
-                continue
-            image = os.path.join(parent, entry[2:]) if entry.startswith("./") else entry
-            if not os.path.isabs(image):
-                image = os.path.join(parent, image)
-            if not os.path.isfile(image):
-                raise ValueError(
-                    f"{listing} line {number}: the image {entry!r} does not exist (looked for "
-                    f"{image}); allowed: paths of existing images, './' ones relative to the list."
-                )
-            found.append(os.path.normpath(image))
+    for number, line in _lines(listing):
+        entry = line.strip()
+        if not entry:
+            continue
+        image = os.path.join(parent, entry[2:]) if entry.startswith("./") else entry
+        if not os.path.isabs(image):
+            image = os.path.join(parent, image)
+        if not os.path.isfile(image):
+            raise ValueError(
+                f"{listing} line {number}: the image {entry!r} does not exist (looked for "
+                f"{image}); allowed: paths of existing images, './' ones relative to the list."
+            )
+        found.append(os.path.normpath(image))
     return found
 
 
@@ -182,29 +206,28 @@ def read_labels(label_file, width, height, categories):
     if not os.path.isfile(label_file):
         return [], []
     boxes, classes = [], []
-    with open(label_file, encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            fields = line.split()
-            if not fields:
-                continue
-            where = f"{label_file} line {number}"
-            category, (cx, cy, w, h) = _parse_row(fields, where, categories)
-            edges = (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
-            tx, ty = EDGE_TOLERANCE_PIXELS / max(width, 1), EDGE_TOLERANCE_PIXELS / max(height, 1)
-            inside = (edges[0] >= -tx and edges[2] <= 1 + tx and edges[1] >= -ty
-                      and edges[3] <= 1 + ty)
-            if w <= 0 or h <= 0 or not inside:
-                raise ValueError(
-                    f"{where}: box cx={cx:g} cy={cy:g} w={w:g} h={h:g} "
-                    + ("is empty" if w <= 0 or h <= 0 else "lies outside the image")
-                    + f" ({width}x{height}); allowed: values normalized to 0..1, w and h > 0, "
-                    "the box inside the image (within a pixel)."
-                )
-            boxes.append([
-                min(max(edges[0], 0.0), 1.0) * width, min(max(edges[1], 0.0), 1.0) * height,
-                min(max(edges[2], 0.0), 1.0) * width, min(max(edges[3], 0.0), 1.0) * height,
-            ])
-            classes.append(category)
+    for number, line in _lines(label_file):
+        fields = line.split()
+        if not fields:
+            continue
+        where = f"{label_file} line {number}"
+        category, (cx, cy, w, h) = _parse_row(fields, where, categories)
+        edges = (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
+        tx, ty = EDGE_TOLERANCE_PIXELS / max(width, 1), EDGE_TOLERANCE_PIXELS / max(height, 1)
+        inside = (edges[0] >= -tx and edges[2] <= 1 + tx and edges[1] >= -ty
+                  and edges[3] <= 1 + ty)
+        if w <= 0 or h <= 0 or not inside:
+            raise ValueError(
+                f"{where}: box cx={cx:g} cy={cy:g} w={w:g} h={h:g} "
+                + ("is empty" if w <= 0 or h <= 0 else "lies outside the image")
+                + f" ({width}x{height}); allowed: values normalized to 0..1, w and h > 0, "
+                "the box inside the image (within a pixel)."
+            )
+        boxes.append([
+            min(max(edges[0], 0.0), 1.0) * width, min(max(edges[1], 0.0), 1.0) * height,
+            min(max(edges[2], 0.0), 1.0) * width, min(max(edges[3], 0.0), 1.0) * height,
+        ])
+        classes.append(category)
     return boxes, classes
 
 
@@ -229,13 +252,17 @@ def split_images(data_yaml, split="val"):
             f"{path}: the split {split!r} is {'missing' if sources is None else 'empty'}; "
             f"allowed: a data YAML with '{split}' (keys: {', '.join(map(str, data))})."
         )
+    sources = sources if isinstance(sources, list) else [sources]
+    if not all(isinstance(s, str) for s in sources):  # nested: never printed (alias chains)
+        raise ValueError(f"{path}: {split!r} holds a list or mapping as a path; allowed: a path or "
+                         "a list of paths.")
     root = _root(data, path)
     images = []
-    for source in sources if isinstance(sources, list) else [sources]:
+    for source in sources:
         images.extend(_images_of(str(source), root, path, split))
     if not images:
         raise ValueError(
-            f"{path}: the split {split!r} ({sources!r}) holds no images; allowed: "
+            f"{path}: the split {split!r} ({', '.join(sources)[:200]}) holds no images; allowed: "
             f"{', '.join(IMAGE_EXTENSIONS)} files."
         )
     return categories, images

@@ -86,13 +86,9 @@ class TrainConfig:
     )
     # --- data ---
     data: str = _f("shapes", "data source", DATASETS, "data")
-    data_path: Optional[str] = _f(
-        None,
-        "folder: the class-per-folder root; coco: the training annotation JSON; yolo: the data "
-        "YAML (its train and val splits); voc: the VOC root (ImageSets/Main/train.txt and val.txt)",
-        None,
-        "data",
-    )
+    data_path: Optional[str] = _f(None, "folder: the class-per-folder root; coco: the training "
+                                  "annotation JSON; yolo: the data YAML; voc: the VOC root", None,
+                                  "data")
     images_dir: Optional[str] = _f(None, "coco: the folder of the training images", None, "data")
     val_data_path: Optional[str] = _f(None, "coco: a validation annotation JSON", None, "data")
     val_images_dir: Optional[str] = _f(None, "coco: the folder of the validation images", None, "data")
@@ -274,9 +270,7 @@ class TrainConfig:
         if self.data == "coco" and not self.images_dir:
             raise ValueError("data='coco' needs images_dir (--images-dir): the images' folder.")
         if self.data in ("coco", "yolo", "voc") and self.task != "detection":
-            raise ValueError(
-                f"data={self.data!r} is detection data; allowed with task='detection'."
-            )
+            raise ValueError(f"data={self.data!r} is detection data; allowed: task='detection'.")
         if self.data in ("yolo", "voc") and (self.images_dir or self.val_data_path
                                              or self.val_images_dir):
             raise ValueError(

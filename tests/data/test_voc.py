@@ -122,3 +122,13 @@ def test_voc_detection_leaves_difficult_objects_out_of_training(tmp_path, make_i
     assert ordered.class_names == ["dog", "car"]
     with pytest.raises(ValueError, match="the class 'car' is not among the given classes"):
         voc_detection(str(tmp_path), classes=["dog"])
+
+
+def test_an_annotation_that_is_a_fifo_is_not_opened(tmp_path, make_image):
+    import os
+
+    root = _voc(tmp_path, make_image)
+    (tmp_path / "Annotations" / "wide.xml").unlink()
+    os.mkfifo(tmp_path / "Annotations" / "wide.xml")
+    with pytest.raises(ValueError, match=r"wide.xml is not a regular file but a FIFO; allowed"):
+        read_voc(root, "train")

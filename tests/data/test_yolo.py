@@ -155,3 +155,26 @@ def test_reading_imports_neither_tensorflow_nor_keras(tmp_path, make_image):
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout.splitlines()[-1]) == [2, []]
+
+
+def test_hostile_text_files(tmp_path, make_image):
+    import os
+
+    data = _yolo(tmp_path, make_image)
+    (tmp_path / "labels" / "train" / "wide.txt").write_bytes(b"0 0.5 0.5 0.2 0.2\n1 0.5\xe9\n")
+    with pytest.raises(ValueError, match=r"wide.txt line 2: not UTF-8 text \(byte 5"):
+        read_yolo(data, "train")
+    fifo = tmp_path / "fifo.yaml"
+    os.mkfifo(fifo)  # opening it would wait for a writer
+    with pytest.raises(ValueError, match=r"fifo.yaml' is not a regular file but a FIFO; allowed"):
+        read_yolo(str(fifo))
+    # An alias chain: nine levels of ten references would print as 10**9 names.
+    chain = "".join(f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10)}]\n" for i in range(1, 10))
+    (tmp_path / "bomb.yaml").write_text(
+        "l0: &l0 [a]\n" + chain + "train: images/train\nnames: [*l9]\n"
+    )
+    with pytest.raises(ValueError, match="'names' holds a list or mapping as a name"):
+        read_yolo(str(tmp_path / "bomb.yaml"), "train")
+    (tmp_path / "bomb.yaml").write_text("l0: &l0 [a]\n" + chain + "train: [*l9]\nnames: [a]\n")
+    with pytest.raises(ValueError, match="'train' holds a list or mapping as a path"):
+        read_yolo(str(tmp_path / "bomb.yaml"), "train")
