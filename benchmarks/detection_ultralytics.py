@@ -60,7 +60,8 @@ def run_peer_row(row, args, record):
     )
     record["notes"].append(
         "ultralytics' own recipe and PyTorch model on the CPU; scored by keras_csp.coco_eval on "
-        "the same val.json (`keras_mAP` here is that model's mAP); no .tflite file"
+        "the same val.json (`keras_mAP` here is that model's mAP); no .tflite file; training "
+        "images/s over ultralytics' whole train() call (set-up and its final validation included)"
     )
     return record
 

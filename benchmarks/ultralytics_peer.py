@@ -106,9 +106,10 @@ def main(argv=None):
                      "python": sys.version.split()[0]},
         "predictions": predict(model, images, args),
     }
-    tmp = Path(str(args.out) + ".partial")
-    tmp.write_text(json.dumps(record))
-    os.replace(tmp, args.out)
+    from keras_csp.files import atomic_file  # standard library only: importable in .venv-yolo
+
+    with atomic_file(args.out) as tmp:
+        Path(tmp).write_text(json.dumps(record))
     return record
 
 
