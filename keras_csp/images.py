@@ -4,6 +4,12 @@ The one place for what the ImageNet checkpoints, the data loaders, the export an
 runtime (`keras_csp.lite`) must agree on: the normalization statistics, timm's crop fraction, the
 image file types, how a file becomes an RGB array (`load_image`, `read_images`), how it is fitted
 to a model's input (center crop, stretch, letterbox) and how an image folder is listed.
+
+Untrusted files are looked at safely here too: `image_header` reads a size without decoding,
+`not_regular` names devices, FIFOs and broken links (never opened), `safe_to_decode` tells
+decoders without Pillow's decompression-bomb limit (TensorFlow's) which files to leave alone,
+`unreadable_reason` says why a file is skipped, and `path_inside` keeps a file name read from an
+annotation file inside its images folder.
 """
 
 import os
@@ -174,12 +180,12 @@ def _reason(error):
 def _unreadable(path, reason):
     return UnreadableImageError(
         f"image={str(path)!r} is not an image file that can be decoded ({reason}); allowed: "
-        f"{', '.join(IMAGE_EXTENSIONS)} files of at most {pixel_limit_text()}.",
+        f"{', '.join(IMAGE_EXTENSIONS)} files of at most {_pixel_limit_text()}.",
         reason,
     )
 
 
-def pixel_limit_text():
+def _pixel_limit_text():
     limit = pil().MAX_IMAGE_PIXELS
     return "any size" if limit is None else f"{2 * limit:,} pixels"
 
