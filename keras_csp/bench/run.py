@@ -137,6 +137,7 @@ def benchmark(
     qat_steps=None,
     json_path=None,
     plot_path=None,
+    name=None,
     progress=True,
     verbose=True,
 ):
@@ -162,6 +163,7 @@ def benchmark(
             (0: measure the whole folder).
         resize: classifiers: how images are fitted to the input ("none", "crop", "stretch").
         json_path, plot_path: default `benchmark.json` and `benchmark.png` in the output folder.
+        name: the files' stem (default: the .keras file's, or the model's name).
         progress: a progress bar on stderr. verbose: print the table.
     """
     from keras_csp.export.serving import build_serving, resolve_model
@@ -170,7 +172,7 @@ def benchmark(
     _check_arguments(runs, warmup, calibration_steps, threads, qat_steps, resize,
                      (json_path, plot_path))
     notes = _set_threads(threads)
-    stem = Path(model).stem if isinstance(model, (str, os.PathLike)) else model.name
+    stem = name or (Path(model).stem if isinstance(model, (str, os.PathLike)) else model.name)
     model = resolve_model(model)
     serving = build_serving(model, None, require_static=True, nms=False)
     bench = _read_data(serving.kind, data, {

@@ -6,15 +6,19 @@ Trains CSPPeleeNet + EFM (SAM) (`CSPDetector`) with the package's detection reci
 
     demo_detections.png                      its boxes on validation images (ground truth dashed)
     csp_detector_demo.keras                  the trained detector
-    csp_detector_demo_{fp16,int8}.tflite     exported; each file's COCO mAP measured with
-                                             keras_csp.lite next to the Keras model's
-    demo_detection/val.json, val/            the validation images as a COCO set (what the
+    demo_detection/coco/val.json, val/       the validation images as a COCO set (what the
                                              mAP is measured on: `keras-csp evaluate` reads it)
-    demo_detection_summary.json              settings, mAP / mAP50 (Keras and TFLite), time
+    demo_detection/benchmark/                `keras_csp.benchmark` of the detector on them: the
+                                             SavedModel and the fp32 / fp16 / int8 .tflite
+                                             files, benchmark.md / .json / .png (size, mAP and
+                                             its difference to Keras, latency, GPU verdict)
+    demo_detection_summary.json              settings, mAP / mAP50 (training's), the benchmark
+                                             rows, time
     demo_detection/run/                      the training run's checkpoints, logs, plot, summary
 
-in `output_dir`, next to the classification demo's files. `quick=True` trains a tiny detector on a
-few images for a test (and exports fp16 only).
+in `output_dir`, next to the classification demo's files; the demo ends with the benchmark's
+table. `quick=True` trains a tiny detector on a few images for a test (and benchmarks Keras and
+fp16 only).
 """
 
 import os
@@ -86,11 +90,8 @@ def run(quick=False, output_dir="saved_models", verbose=None):
     # The validation images as COCO files: the Keras model and its exports are measured on them
     # the same way (keras_csp.coco_eval), as `keras-csp evaluate` would.
     coco = write_coco(_validation_only(data), os.path.join(folder, "coco"), overwrite=True)["val"]
-    print(f"\nExporting {NAME} to TFLite and measuring COCO mAP with keras_csp.lite ...", flush=True)
-    formats = ("fp16",) if quick else ("fp16", "int8")
-    exports = export_and_compare(
-        result.model, coco["annotations"], coco["images_dir"], output_dir, formats
-    )
+    print(f"\nBenchmarking {NAME} in every format (keras_csp.benchmark) ...", flush=True)
+    bench = run_benchmark(result.model, coco, os.path.join(folder, "benchmark"), quick)
     wall = time.time() - start
     s = result.summary
     summary = {
@@ -105,17 +106,18 @@ def run(quick=False, output_dir="saved_models", verbose=None):
         "val_mAP50": s.get("val_mAP50"),
         "train_images_per_second": s.get("train_images_per_second"),
         "training_seconds": s.get("wall_time_seconds"),
-        "tflite": exports,
+        "benchmark": bench.rows,
         "wall_time_seconds": round(wall, 1),
         "files": {
             "model": model_path,
             "picture": picture,
-            "tflite": [r["file"] for r in exports[1:]],
+            "tflite": [r["file"] for r in bench.rows if r["file"] and r["format"] != "keras"],
             "coco": coco["annotations"],
+            "benchmark": bench.files,
         },
     }
     write_json(os.path.join(output_dir, SUMMARY), summary)
-    _print_results(summary, wall, output_dir)
+    _print_results(summary, bench.table, wall, output_dir)
     return summary
 
 
@@ -138,16 +140,17 @@ def train_detector(settings, data, run_dir, model_path, verbose):
     )
 
 
-def _print_results(summary, wall, output_dir):
+def _print_results(summary, table, wall, output_dir):
     files = summary["files"]
     print(
         f"\n{NAME}: val mAP {_fmt(summary['val_mAP'])}, mAP50 {_fmt(summary['val_mAP50'])} "
         f"(training's validation); {summary['params']:,} params"
     )
-    print(export_table(summary["tflite"]))
+    print(table)
     print(
         f"Total demo time {wall:.0f} s. Wrote {files['picture']}, {files['model']}, "
-        f"{', '.join(files['tflite'])} and {os.path.join(output_dir, SUMMARY)}."
+        f"{', '.join(files['tflite'])}, {files['benchmark']['table']} and "
+        f"{os.path.join(output_dir, SUMMARY)}."
     )
 
 
@@ -162,35 +165,22 @@ def _validation_only(data):
     return dataclasses.replace(data, train=data.validation, validation=None)
 
 
-def export_and_compare(detector, annotations, images_dir, output_dir, formats=("fp16", "int8")):
-    """fp16 and int8 (calibrated on the validation images) exports, with COCO mAP / mAP50 of
-    each `.tflite` (run by `keras_csp.lite`) next to the Keras model's, measured the same way."""
-    from keras_csp import coco_eval, export
-    from keras_csp.export.accuracy import evaluate_keras_detector
-
-    keras_result = evaluate_keras_detector(detector, annotations, images_dir)
-    rows = [{"format": "keras", "file": None, "size_bytes": None, "mAP": keras_result["mAP"],
-             "mAP50": keras_result["mAP50"], "mAP50_drop": 0.0}]
-    options = {"fp16": {}, "int8": {"representative_data": images_dir}}
-    for fmt in formats:
-        path = os.path.join(output_dir, f"{NAME}_{fmt}.tflite")
-        export.tflite(detector, path, quantize=fmt, verbose=False, **options[fmt])
-        measured = coco_eval.evaluate_detector(path, annotations, images_dir)
-        rows.append({"format": fmt, "file": path, "size_bytes": os.path.getsize(path),
-                     "mAP": measured["mAP"], "mAP50": measured["mAP50"],
-                     "mAP50_drop": keras_result["mAP50"] - measured["mAP50"]})
-    return rows
+# What the demo benchmarks (quick: what a test can afford), timed in this many rounds.
+FORMATS = ("keras", "savedmodel", "tflite_fp32", "tflite_fp16", "tflite_int8")
+QUICK_FORMATS = ("keras", "tflite_fp16")
 
 
-def export_table(rows):
-    lines = [f"{'format':<8} {'size KB':>9} {'mAP':>7} {'mAP50':>7} {'drop (pts)':>10}"]
-    for r in rows:
-        size = recipe.size_in_kb(r["size_bytes"])
-        lines.append(
-            f"{r['format']:<8} {size:>9} {r['mAP']:>7.4f} {r['mAP50']:>7.4f} "
-            f"{100 * r['mAP50_drop']:>10.2f}"
-        )
-    return "\n".join(lines)
+def run_benchmark(detector, coco, folder, quick=False):
+    """`keras_csp.benchmark` of the detector on the validation COCO set (`write_coco`'s "val"
+    entry); int8 calibrates on those images (the demo writes no training set)."""
+    from keras_csp.bench import benchmark
+
+    return benchmark(
+        detector, coco["annotations"], images_dir=coco["images_dir"],
+        formats=QUICK_FORMATS if quick else FORMATS, output_dir=folder, overwrite=True,
+        runs=3 if quick else 20, warmup=1 if quick else 3, name=NAME, progress=not quick,
+        verbose=False,
+    )
 
 
 def draw_detections(detector, data, path, count=PICTURE_IMAGES, score=PICTURE_SCORE):
@@ -253,5 +243,5 @@ def clean(output_dir="saved_models"):
     """Removes what `run` wrote (not the folder's other files)."""
     recipe.remove_outputs(
         output_dir,
-        (FOLDER, SUMMARY, PICTURE, f"{NAME}.keras", f"{NAME}_fp16.tflite", f"{NAME}_int8.tflite"),
+        (FOLDER, SUMMARY, PICTURE, f"{NAME}.keras"),
     )
