@@ -6,6 +6,8 @@ import json
 import os
 import sys
 
+from keras_csp import registry
+
 # TensorFlow's C++ start-up chatter (CPU features, missing CUDA) is noise on a command line.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -30,12 +32,13 @@ def _build_parser():
     p = sub.add_parser("profile", help="per-stage params, FLOPs and activation memory of a model")
     p.add_argument("model", help="architecture name, e.g. cspresnext50 (see `keras-csp models`)")
     p.add_argument("--part-ratio", type=float, default=None, help="γ of every CSP stage (0..1)")
-    p.add_argument("--fusion", default=None, help="full, first, last or none")
+    p.add_argument("--fusion", default=None, help=", ".join(registry.MODEL_FUSIONS))
     p.add_argument("--input-size", type=int, default=None, help="square input size (default 256)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--backbone", default="csppeleenet", help="csp_detector: the backbone's name")
-    p.add_argument("--neck", default="efm", help="csp_detector: efm, gfm, fpn or panet")
-    p.add_argument("--attention", default="sam", help="csp_detector: sam, spp or none")
+    p.add_argument("--neck", default="efm", help="csp_detector: " + ", ".join(registry.NECKS))
+    p.add_argument("--attention", default="sam", help="csp_detector: "
+                   + ", ".join(a for a in registry.ATTENTIONS if a) + " or none")
     p.add_argument("--num-classes", type=int, default=80, help="csp_detector: object classes")
     p.add_argument("--scale", default=None, help="csp_detector: n, s or m (a named size)")
     p.add_argument("--neck-filters", default=None, metavar="A,B,C",

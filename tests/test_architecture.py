@@ -20,7 +20,7 @@ PACKAGE = Path(keras_csp.__file__).parent
 # anything and nothing imports them.
 LAYERS = (
     ("foundation", ("keras_csp", "keras_csp.lazy", "keras_csp.files", "keras_csp.images",
-                    "keras_csp.timing")),
+                    "keras_csp.timing", "keras_csp.registry")),
     ("runtime (TF-free)", ("keras_csp.lite", "keras_csp.coco_eval")),
     ("layers and data", ("keras_csp.layers", "keras_csp.data")),
     ("architectures", ("keras_csp.models.config", "keras_csp.models.builder", "keras_csp.necks",

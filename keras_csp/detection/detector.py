@@ -35,9 +35,8 @@ from keras_csp.detection.boxes import (
 from keras_csp.detection.head import yolo_head
 from keras_csp.detection.loss import assigned_loss_terms
 from keras_csp.detection.scales import resolve_scale, scale_backbone
-from keras_csp.necks import get_neck
-
-BOX_LOSSES = ("ciou", "giou")
+from keras_csp.necks import build_neck
+from keras_csp.registry import BOX_LOSSES
 
 # The loss and the assigner, as `compile` takes them: box and class weights and the assigner's
 # top-k, alpha and beta are keras-cv's and YOLOv8's, and so is DFL's 1.5: on the hard shapes set
@@ -92,7 +91,8 @@ class CSPDetector(keras.Model):
             copied in (`part_ratio`, `fusion` and `backbone_weights` then do not apply). It must give pyramid levels up to P5
             (stride 32), and P2 for the EFM neck.
         num_classes: number of object classes (>= 1), without a background class.
-        neck: `"efm"` (the paper's Exact Fusion Model), `"gfm"`, `"fpn"` or `"panet"`.
+        neck: `"efm"` (the paper's Exact Fusion Model), `"gfm"`, `"fpn"`, `"panet"` or `"bifpn"`;
+            `neck_options`: its own options, e.g. `{"repeats": 3}` (`keras_csp.registry.NECKS`).
         attention: `None`, `"sam"` (spatial attention on each neck output) or `"spp"` (spatial
             pyramid pooling on P5).
         input_shape: `(height, width, channels)`, by default the paper's 416x416 RGB; height and
@@ -136,12 +136,12 @@ class CSPDetector(keras.Model):
         backbone_weights=None,
         name="csp_detector",
         scale=None,
+        neck_options=None,
         **kwargs,
     ):
         check_num_classes(num_classes)
         preset, neck_filters, head_filters = resolve_scale(scale, neck_filters, head_filters)
-        neck_fn = get_neck(neck)
-        neck = str(neck).lower()
+        neck_fn, neck, neck_options = build_neck(neck, neck_options)
         check_arguments(
             attention, bounding_box_format, activation, box_bins,
             confidence_threshold, iou_threshold, max_detections, neck_filters, head_filters,
@@ -170,7 +170,7 @@ class CSPDetector(keras.Model):
         )
         self.num_classes = num_classes
         self.scale = None if scale is None else scale.lower()
-        self.neck = neck
+        self.neck, self.neck_options = neck, neck_options
         self.attention = attention
         self.bounding_box_format = bounding_box_format
         self.neck_filters = neck_filters
@@ -228,6 +228,7 @@ class CSPDetector(keras.Model):
             "num_classes": self.num_classes,
             "scale": self.scale,
             "neck": self.neck,
+            "neck_options": dict(self.neck_options),
             "attention": self.attention,
             "input_shape": list(self.input_shape[1:]),
             "bounding_box_format": self.bounding_box_format,
@@ -334,12 +335,12 @@ class CSPDetector(keras.Model):
     def _resolve_box_loss(box_loss):
         if isinstance(box_loss, keras.losses.Loss):
             return box_loss
-        if box_loss == "ciou":
-            return keras_cv.losses.CIoULoss(bounding_box_format="xyxy", reduction="sum")
-        if box_loss == "giou":
-            return keras_cv.losses.GIoULoss(bounding_box_format="xyxy", reduction="sum")
+        if box_loss in BOX_LOSSES:  # keras_csp/registry.py
+            loss = {"ciou": keras_cv.losses.CIoULoss, "giou": keras_cv.losses.GIoULoss}[box_loss]
+            return loss(bounding_box_format="xyxy", reduction="sum")
+        allowed = ", ".join(repr(n) for n in BOX_LOSSES)
         raise ValueError(
-            f"box_loss={box_loss!r} is not allowed; allowed: 'ciou', 'giou' or a keras.losses.Loss."
+            f"box_loss={box_loss!r} is not allowed; allowed: {allowed} or a keras.losses.Loss."
         )
 
     def get_compile_config(self):

@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from keras_csp.registry import CSP_FUSIONS
 
 # Family shown in the notebook -> (CSP model, its non-CSP baseline), names of keras_csp.models.
 FAMILIES = {
@@ -10,7 +11,7 @@ FAMILIES = {
     "DenseNet": ("cspdensenet121", "densenet121"),
     "PeleeNet": ("csppeleenet", "peleenet"),
 }
-FUSIONS = ("full", "first", "last")
+FUSIONS = CSP_FUSIONS  # the curves drawn; "none" (the plain twin) is the baseline
 # The γ range the widgets allow: strictly inside (0, 1), as `build_model` requires.
 GAMMA_MIN, GAMMA_MAX, GAMMA_STEP = 0.05, 0.95, 0.05
 FUSION_COLORS = {"full": "tab:blue", "first": "tab:orange", "last": "tab:green", "none": "black"}

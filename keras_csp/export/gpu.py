@@ -188,6 +188,9 @@ class StableLogSoftmax(keras.layers.Layer):
     Ops: REDUCE_MAX, SUB, EXP, MEAN, LOG, ADD.
     """
 
+    # Its tf_keras twin (keras_csp/export/twin.py): weightless arithmetic.
+    TF_KERAS_TWIN = {"kind": "keras_op", "quantize": "output"}
+
     def __init__(self, axis=-1, **kwargs):
         super().__init__(**kwargs)
         self.axis = axis
@@ -213,6 +216,9 @@ class NearestUpSampling2D(keras.layers.Layer):
     SHAPE ops with a dynamic batch), none of which the GPU delegate runs. For integer factors the
     nearest resize picks the same source pixel (floor(i / factor)), so values are identical.
     """
+
+    # Its tf_keras twin (keras_csp/export/twin.py): weightless; values move without arithmetic.
+    TF_KERAS_TWIN = {"kind": "keras_op", "quantize": "passthrough"}
 
     def __init__(self, size=(2, 2), **kwargs):
         super().__init__(**kwargs)

@@ -44,6 +44,9 @@ class Requantize(keras.layers.Layer):
     share one quantization scale.
     """
 
+    # Its tf_keras twin (keras_csp/export/twin.py): weightless; it exists for its output scale.
+    TF_KERAS_TWIN = {"kind": "keras_op", "quantize": "output"}
+
     def call(self, x):
         ones = ops.ones((1, 1, x.shape[-1], 1), dtype=x.dtype)
         return ops.depthwise_conv(x, ones, strides=1, padding="valid")

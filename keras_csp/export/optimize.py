@@ -2,7 +2,7 @@
 
 Both work on the tf_keras twin of the deploy model (`twin.py`), since tfmot 0.8 refuses Keras 3
 models. tfmot's default 8-bit scheme knows the plain layers (conv + BN folding, add, concat,
-pooling, dense); keras_csp's own layers get a QuantizeConfig by their `TWINS` entry:
+pooling, dense); keras_csp's own layers get a QuantizeConfig by their twin entry (`TF_KERAS_TWIN`):
 
 - "passthrough" (`PassThroughQuantizeConfig`): the channel split, the edge-padded max-pool. Slices,
   copies and maxima of int8 values are int8 values on the same scale; a quantizer would only add
@@ -79,9 +79,14 @@ class OutputQuantizeConfig(PassThroughQuantizeConfig):
 _CONFIGS = {"passthrough": PassThroughQuantizeConfig, "output": OutputQuantizeConfig}
 
 
-def _scope():
+def _scope(twin):
+    # The twin's own tf_keras layer classes (KerasOp, a neck's WeightedFusion, ...): tfmot
+    # rebuilds the model from its config.
+    own = {type(layer).__name__: type(layer) for layer in twin.layers
+           if type(layer).__module__.startswith("keras_csp.")}
     return _qk.quantize_scope(
         {
+            **own,
             "KerasOp": KerasOp,
             "PassThroughQuantizeConfig": PassThroughQuantizeConfig,
             "OutputQuantizeConfig": OutputQuantizeConfig,
@@ -99,7 +104,7 @@ def quantize_aware(twin, layer_map, scheme=None):
         return _qk.quantize_annotate_layer(layer)
 
     annotated = tf_keras.models.clone_model(twin, clone_function=annotate)
-    with _scope():
+    with _scope(twin):
         try:
             if scheme is None:
                 return _qk.quantize_apply(annotated)
@@ -107,7 +112,8 @@ def quantize_aware(twin, layer_map, scheme=None):
         except (ValueError, RuntimeError, TypeError) as e:
             raise ValueError(
                 f"tfmot could not quantize the model: {e}. A layer tfmot does not know needs "
-                "quantize='passthrough' or 'output' in its TWINS entry (keras_csp/export/twin.py)."
+                "quantize='passthrough' or 'output' in its TF_KERAS_TWIN (keras_csp/export/"
+                "twin.py)."
             ) from e
 
 

@@ -51,6 +51,9 @@ class PixelNormalization(keras.layers.Layer):
     that took 0.64 ms in int8 (0.21 ms fp32), the depthwise form 0.16 ms (LiteRT 2.3, 2 threads).
     """
 
+    # Its tf_keras twin (keras_csp/export/twin.py): weightless arithmetic (scale and shift).
+    TF_KERAS_TWIN = {"kind": "keras_op", "quantize": "output"}
+
     def call(self, x):
         mean = np.array(IMAGENET_MEAN, np.float32) * 255.0
         std = np.array(IMAGENET_STD, np.float32) * 255.0

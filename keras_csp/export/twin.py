@@ -17,9 +17,13 @@ An entry says two things:
   quantization carries over and no quantizer is added. "output": arithmetic (add, scale) whose
   output needs its own quantizer.
 
-A new layer type is one line in `TWINS`, e.g. `"Maxout": keras_op("passthrough")` or
-`"UpSampling2D": same_layer()`; a custom layer with weights needs a tf_keras layer of its own.
-A layer class without an entry is an error that names it.
+`TWINS` holds plain Keras layers (e.g. `"UpSampling2D": same_layer()`). keras_csp's own layers
+declare their twin beside their class, as data, so the layer modules never import this one:
+`TF_KERAS_TWIN = {"kind": "keras_op", "quantize": "passthrough"}` (a weightless layer),
+`{"kind": "same_layer", "class_name": "Conv2D"}`, or `{"kind": "own", "quantize": ...}` with a
+`tf_keras_layer()` method that builds the tf_keras layer (a layer with weights of its own, e.g.
+`keras_csp/necks/bifpn.py`'s `WeightedFusion`). A layer class without either is an error that
+names it; tests/test_registry.py checks every registered keras_csp layer declares one.
 """
 
 import dataclasses
@@ -118,7 +122,8 @@ def keras_op(quantize):
         if layer.weights:
             raise ValueError(
                 f"layer {layer.name!r} ({type(layer).__name__}) has weights, so keras_op() cannot "
-                "carry it into tf_keras; allowed: a TWINS entry with a tf_keras layer of its own."
+                "carry it into tf_keras; allowed: TF_KERAS_TWIN = {'kind': 'own'} and a "
+                "tf_keras_layer() method that builds a tf_keras layer with the same weights."
             )
         return KerasOp(layer)
 
@@ -148,27 +153,39 @@ TWINS = {
     "Reshape": same_layer(),
     "Flatten": same_layer(),
     "Dropout": same_layer(),
-    # keras_csp's own layers (keras_csp/layers/ops.py, keras_csp/export).
-    "GroupedConv2D": same_layer(class_name="Conv2D"),
-    "FusedBatchNormalization": same_layer(class_name="BatchNormalization"),
-    "EdgePadMaxPooling2D": keras_op("passthrough"),
-    "ChannelSplit": keras_op("passthrough"),
-    "FoldedBatchNormalization": keras_op("passthrough"),
-    "PartialShortcut": keras_op("output"),
-    "PixelNormalization": keras_op("output"),
-    "StableLogSoftmax": keras_op("output"),
-    "NearestUpSampling2D": keras_op("passthrough"),
-    "Maxout": keras_op("passthrough"),
 }
+
+
+def declared_twin(cls):
+    """The TwinEntry a layer class declares with `TF_KERAS_TWIN` (its own, not inherited), or
+    None."""
+    spec = vars(cls).get("TF_KERAS_TWIN")
+    if spec is None:
+        return None
+    kind, quantize = spec.get("kind"), spec.get("quantize", "native")
+    if kind == "same_layer":
+        return same_layer(quantize, class_name=spec.get("class_name"))
+    if kind == "keras_op":
+        return keras_op(quantize)
+    if kind == "own":
+        return TwinEntry(lambda layer: layer.tf_keras_layer(), quantize)
+    raise ValueError(
+        f"{cls.__name__}.TF_KERAS_TWIN={spec!r}: kind={kind!r} is not allowed; allowed: "
+        "'same_layer', 'keras_op' or 'own'."
+    )
 
 
 def twin_entry(layer):
     name = type(layer).__name__
+    declared = declared_twin(type(layer))
+    if declared is not None:
+        return declared
     if name not in TWINS:
         raise ValueError(
-            f"layer {layer.name!r} is a {name}, which has no tf_keras twin; allowed layer classes: "
-            f"{', '.join(sorted(TWINS))}. Add one line to TWINS in keras_csp/export/twin.py, e.g. "
-            f"{name!r}: keras_op('passthrough') for a weightless layer."
+            f"layer {layer.name!r} is a {name}, which has no tf_keras twin; allowed: a layer class "
+            f"declaring TF_KERAS_TWIN, or one of {', '.join(sorted(TWINS))}. Declare it on the "
+            "class, e.g. TF_KERAS_TWIN = {'kind': 'keras_op', 'quantize': 'passthrough'} for a "
+            "weightless layer (keras_csp/export/twin.py), or add a Keras layer to TWINS."
         )
     return TWINS[name]
 
@@ -202,7 +219,8 @@ def to_tf_keras(model):
             raise ValueError(
                 f"layer {layer.name!r} ({type(layer).__name__}): weight shapes "
                 f"{[tuple(w.shape) for w in weights]} do not match its tf_keras twin's {expected}; "
-                "its TWINS entry must build a layer with the same weights in the same order."
+                "its twin (TF_KERAS_TWIN or TWINS) must build a layer with the same weights in the "
+                "same order."
             )
         twin_layer.set_weights(weights)
     layer_map = {twin_layer.name: twin_entry(layer) for layer, twin_layer in built.values()}

@@ -12,10 +12,9 @@ import keras
 from keras import ops
 
 from keras_csp.layers.conv import batch_norm
+from keras_csp.registry import ATTENTIONS
 
 PACKAGE = "keras_csp"
-
-ATTENTIONS = (None, "sam", "spp")
 
 
 def check_attention(attention):
@@ -35,6 +34,9 @@ class Maxout(keras.layers.Layer):
     c-channel maps is the element-wise `max(a, b, d)`: each unit is a maxout over one linear piece
     per source, which is how EFM fuses its three scales without keeping 3c channels.
     """
+
+    # Its tf_keras twin (keras_csp/export/twin.py): weightless; a maximum keeps its inputs' scale.
+    TF_KERAS_TWIN = {"kind": "keras_op", "quantize": "passthrough"}
 
     def __init__(self, num_units, **kwargs):
         super().__init__(**kwargs)

@@ -41,6 +41,9 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
     epsilon suits the device (see `_CUDNN_MIN_EPSILON`); any other call runs Keras' path.
     """
 
+    # Its tf_keras twin (keras_csp/export/twin.py): the same weights as BatchNormalization.
+    TF_KERAS_TWIN = {"kind": "same_layer", "class_name": "BatchNormalization"}
+
     def _fused_training_applies(self, inputs, training, mask):
         return (
             training

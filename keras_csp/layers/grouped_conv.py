@@ -44,6 +44,9 @@ class GroupedConv2D(keras.layers.Conv2D):
     without a fast kernel (see `fast_grouped_conv_available`), it behaves exactly as `Conv2D`.
     """
 
+    # Its tf_keras twin (keras_csp/export/twin.py): tf_keras' Conv2D (same groups, same kernel).
+    TF_KERAS_TWIN = {"kind": "same_layer", "class_name": "Conv2D"}
+
     def convolution_op(self, inputs, kernel):
         if (
             self.groups == 1

@@ -21,6 +21,9 @@ class EdgePadMaxPooling2D(keras.layers.Layer):
     range of the padded tensor becomes infinite.
     """
 
+    # Its tf_keras twin (keras_csp/export/twin.py): weightless; values move without arithmetic.
+    TF_KERAS_TWIN = {"kind": "keras_op", "quantize": "passthrough"}
+
     def __init__(self, pool_size=3, strides=2, padding=1, **kwargs):
         super().__init__(**kwargs)
         if not 0 <= padding < pool_size:
@@ -61,6 +64,9 @@ class EdgePadMaxPooling2D(keras.layers.Layer):
 class ChannelSplit(keras.layers.Layer):
     """Splits the last axis into consecutive parts of the given sizes (the CSP split)."""
 
+    # Its tf_keras twin (keras_csp/export/twin.py): weightless; values move without arithmetic.
+    TF_KERAS_TWIN = {"kind": "keras_op", "quantize": "passthrough"}
+
     def __init__(self, sizes, **kwargs):
         super().__init__(**kwargs)
         self.sizes = [int(s) for s in sizes]
@@ -100,6 +106,9 @@ class PartialShortcut(keras.layers.Layer):
     the graph would fall out of the delegate; DEPTHWISE_CONV_2D stays in it, in float and int8.
     """
 
+    # Its tf_keras twin (keras_csp/export/twin.py): weightless; an add (its output is quantized).
+    TF_KERAS_TWIN = {"kind": "keras_op", "quantize": "output"}
+
     def __init__(self, strides=1, **kwargs):
         super().__init__(**kwargs)
         self.strides = strides
@@ -133,6 +142,9 @@ class FoldedBatchNormalization(keras.layers.Layer):
     `keras_csp.optimize_for_inference` puts it there so that layer names stay unchanged. It takes
     the arguments BatchNormalization's call takes (`mask`, `training`) and ignores them.
     """
+
+    # Its tf_keras twin (keras_csp/export/twin.py): weightless (its scale and shift are constants).
+    TF_KERAS_TWIN = {"kind": "keras_op", "quantize": "passthrough"}
 
     def call(self, inputs, training=None, mask=None):
         return inputs

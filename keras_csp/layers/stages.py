@@ -31,8 +31,9 @@ import keras
 from keras_csp.layers.blocks import partial_basic_block, partial_bottleneck_block
 from keras_csp.layers.conv import conv_bn_act
 from keras_csp.layers.ops import ChannelSplit
+from keras_csp.registry import CSP_FUSIONS
 
-FUSIONS = ("full", "first", "last")
+FUSIONS = CSP_FUSIONS  # the registry's CSP fusions (keras_csp/registry.py)
 
 
 def check_part_ratio(part_ratio):

@@ -42,7 +42,6 @@ from keras_csp.layers.dense import (
 )
 from keras_csp.layers.ops import EdgePadMaxPooling2D
 from keras_csp.layers.stages import (
-    FUSIONS,
     check_fusion,
     check_part_ratio,
     csp_stage,
@@ -52,10 +51,11 @@ from keras_csp.layers.stages import (
     split_channels,
 )
 from keras_csp.models.config import ModelConfig, get_config
+from keras_csp.registry import MODEL_FUSIONS
 
 POOLINGS = (None, "avg", "max")
-# "none" swaps every CSP stage for the plain stage with the same blocks, for comparison.
-MODEL_FUSIONS = FUSIONS + ("none",)
+# MODEL_FUSIONS (keras_csp/registry.py): a CSP fusion, or "none", which swaps every CSP stage for
+# the plain stage with the same blocks, for comparison.
 
 
 def total_stride(config):

@@ -1,29 +1,43 @@
-"""Detection necks of the paper's ablation (Table 2): EFM, GFM, FPN and PANet.
+"""Detection necks: the paper's ablation (Table 2: EFM, GFM, FPN, PANet) and EfficientDet's BiFPN.
 
-Each neck is a function `neck(features, filters, attention, activation, name)` that builds plain
-Keras layers onto a dict of pyramid features `{"P{k}": tensor}` (the backbone contract) and returns
-`{"P3": ..., "P4": ..., "P5": ...}` at strides 8, 16 and 32.
+Each neck is a function `neck(features, filters, attention, activation, name, **options)` that
+builds Keras layers onto a dict of pyramid features `{"P{k}": tensor}` (the backbone contract) and
+returns `{"P3": ..., "P4": ..., "P5": ...}` at strides 8, 16 and 32. A neck is one file of this
+package and one line of `keras_csp.registry.NECKS` (its module, levels and options); the tables
+below are read from there.
 """
 
+import functools
+import importlib
+
 from keras_csp.necks.common import OUTPUT_LEVELS, check_pyramid
-from keras_csp.necks.efm import EFM, EFM_LEVELS
-from keras_csp.necks.fpn import FPN, FPN_LEVELS, PANet
-from keras_csp.necks.gfm import GFM, GFM_LEVELS
+from keras_csp.registry import NECKS as _SPECS
+from keras_csp.registry import neck_options, neck_spec
 
-NECKS = {"efm": EFM, "fpn": FPN, "panet": PANet, "gfm": GFM}
+# name -> neck function, and name -> the backbone levels it reads (views of the registry).
+NECKS = {
+    name: getattr(importlib.import_module(spec.module), spec.function)
+    for name, spec in _SPECS.items()
+}
+NECK_LEVELS = {name: spec.levels for name, spec in _SPECS.items()}
 
-# The backbone levels each neck reads.
-NECK_LEVELS = {"efm": EFM_LEVELS, "fpn": FPN_LEVELS, "panet": FPN_LEVELS, "gfm": GFM_LEVELS}
+EFM, GFM, FPN, PANet, BiFPN = (NECKS[n] for n in ("efm", "gfm", "fpn", "panet", "bifpn"))
 
 
 def get_neck(name):
     """The neck function of a name (case-insensitive)."""
+    neck_spec(name)  # the error lists the registered names
+    return NECKS[str(name).lower()]
+
+
+def build_neck(name, options=None):
+    """`(function, name, options)`: the neck function of `name` with its options bound, its
+    lower-case name and its full options (`options` checked by the registry's schema, completed
+    with the defaults)."""
     key = str(name).lower()
-    if key not in NECKS:
-        allowed = ", ".join(repr(n) for n in NECKS)
-        raise ValueError(f"neck={name!r} is not known; allowed: {allowed}.")
-    return NECKS[key]
+    function, full = get_neck(name), neck_options(name, options)
+    return functools.partial(function, **full), key, full
 
 
-__all__ = ["EFM", "FPN", "GFM", "NECKS", "NECK_LEVELS", "OUTPUT_LEVELS", "PANet", "check_pyramid",
-           "get_neck"]
+__all__ = ["BiFPN", "EFM", "FPN", "GFM", "NECKS", "NECK_LEVELS", "OUTPUT_LEVELS", "PANet",
+           "build_neck", "check_pyramid", "get_neck"]

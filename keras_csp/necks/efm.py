@@ -32,8 +32,9 @@ from keras_csp.necks.common import (
     level_widths,
     upsample,
 )
+from keras_csp.registry import NECKS
 
-EFM_LEVELS = (2, 3, 4, 5)
+EFM_LEVELS = NECKS["efm"].levels
 
 
 def EFM(features, filters=128, attention=None, activation="leaky_relu", name="neck"):

@@ -18,8 +18,9 @@ from keras_csp.necks.common import (
     level_widths,
     upsample,
 )
+from keras_csp.registry import NECKS
 
-FPN_LEVELS = (3, 4, 5)
+FPN_LEVELS = NECKS["fpn"].levels
 
 
 def _top_down(sources, widths, activation, name):

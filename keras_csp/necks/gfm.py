@@ -20,8 +20,9 @@ from keras_csp.necks.common import (
     level_widths,
     upsample,
 )
+from keras_csp.registry import NECKS
 
-GFM_LEVELS = (3, 4, 5)
+GFM_LEVELS = NECKS["gfm"].levels
 
 
 def GFM(features, filters=128, attention=None, activation="leaky_relu", name="neck"):

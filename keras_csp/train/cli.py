@@ -37,6 +37,9 @@ def _add_field(group, name, field):
     if kind == "widths":  # "A,B,C", checked by TrainConfig (its error names the option)
         group.add_argument(flag, metavar="A,B,C", **kwargs)
         return
+    if kind == "options":  # --neck-option KEY=VALUE, repeatable; typed by the neck's schema
+        group.add_argument(flag[:-1], action="append", metavar="KEY=VALUE", **kwargs)
+        return
     kwargs["type"] = {"int": int, "float": float, "str": str}[kind]
     if meta.get("choices"):
         kwargs["choices"] = list(meta["choices"])

@@ -12,19 +12,21 @@ import difflib
 import math
 import os
 import typing
-from typing import Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
+
+from keras_csp import registry
 
 TASKS = ("classification", "detection")
 DATASETS = ("shapes", "folder", "coco", "yolo", "voc")
-FUSIONS = ("full", "first", "last", "none")
+FUSIONS = registry.MODEL_FUSIONS
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("cosine", "constant")
 PRECISIONS = ("none", "float16", "bfloat16")
 STRATEGIES = ("default", "mirrored", "multiworker")
 AUGMENTS = ("classification", "detection", "none")
 MIX_MODES = ("mixup", "cutmix", "mixup_or_cutmix", "none")
-NECKS = ("efm", "gfm", "fpn", "panet")
-BOX_LOSSES = ("ciou", "giou")
+NECKS = tuple(registry.NECKS)
+BOX_LOSSES = registry.BOX_LOSSES
 SCALES = ("n", "s", "m")  # keras_csp.detection.scales.SCALES (Keras-free here, for --help)
 
 
@@ -51,6 +53,7 @@ class TrainConfig:
         None, "square input size (default: the data's: 64 shapes, 224 folder, 416 coco)", None, "model"
     )
     neck: str = _f("efm", "detection: the neck of CSPDetector", NECKS, "model")
+    neck_options: Optional[Dict[str, Any]] = _f(None, registry.neck_options_help(), None, "model")
     scale: Optional[str] = _f(
         None, "detection: CSPDetector's named size (backbone, neck and head widths)", SCALES,
         "model",
@@ -61,7 +64,7 @@ class TrainConfig:
     head_filters: Optional[Tuple[int, int, int]] = _f(
         None, "detection: the head's P3,P4,P5 widths (default: the scale's)", None, "model"
     )
-    attention: Optional[str] = _f("sam", "detection: 'sam', 'spp' or none", None, "model")
+    attention: Optional[str] = _f("sam", f"detection: {registry.attention_text()}", None, "model")
     box_loss: str = _f("ciou", "detection: box loss", BOX_LOSSES, "model")
     box_loss_weight: Optional[float] = _f(
         None, "detection: weight of the box loss (default: CSPDetector's)", None, "model"
@@ -257,10 +260,9 @@ class TrainConfig:
             raise ValueError(
                 "resume=True and overwrite=True contradict each other; allowed: one of them."
             )
-        if self.attention not in (None, "none", "sam", "spp"):
-            raise ValueError(
-                f"attention={self.attention!r} is not allowed; allowed: 'sam', 'spp' or 'none'."
-            )
+        if self.attention != "none" and self.attention not in registry.ATTENTIONS:
+            allowed = registry.attention_text()
+            raise ValueError(f"attention={self.attention!r} is not allowed; allowed: {allowed}.")
         if self.data in ("folder", "coco", "yolo", "voc") and not self.data_path:
             raise ValueError(
                 f"data={self.data!r} needs data_path (--data-path): "
@@ -321,10 +323,11 @@ class TrainConfig:
 
 def _check_detector_options(cfg):
     """The detector's sizes and the recipe switches of issue 23 (EMA, closing mosaic)."""
-    for name in ("scale", "neck_filters", "head_filters"):
+    for name in ("scale", "neck_filters", "head_filters", "neck_options"):
         if getattr(cfg, name) is not None and cfg.task != "detection":
             value = getattr(cfg, name)
             raise ValueError(f"{name}={value!r} is a detector option; allowed: task='detection'.")
+    cfg.neck_options = registry.given_neck_options(cfg.neck, cfg.neck_options)
     _non_negative("close_mosaic", cfg.close_mosaic)
     if not 0.0 <= cfg.ema_momentum < 1.0:
         raise ValueError(f"ema_momentum={cfg.ema_momentum!r} is not allowed; allowed: 0 <= x < 1.")
@@ -377,13 +380,15 @@ def field_kind(name):
         hint = next(a for a in args if a is not type(None))
     if typing.get_origin(hint) in (tuple, Tuple):
         return "widths" if typing.get_args(hint) == (int, int, int) else "pair"
-    return {bool: "bool", int: "int", float: "float", str: "str"}[hint]
+    kinds = {bool: "bool", int: "int", float: "float", str: "str", dict: "options"}
+    return kinds[typing.get_origin(hint) or hint]
 
 
 # How an error names each kind of value ("a int value" read badly).
 _KIND_TEXT = {
     "bool": "true or false", "int": "an integer", "float": "a number", "str": "a string",
     "pair": "a pair [min, max]", "widths": "three positive integers A,B,C",
+    "options": "a mapping KEY: VALUE (flags: KEY=VALUE)",
 }
 
 
@@ -422,6 +427,8 @@ def _coerce(name, value):
         return float(value)
     if kind == "widths":
         return parse_widths(value, name)
+    if kind == "options":
+        return registry.options_mapping(name, value)
     if kind == "pair":
         if not isinstance(value, (list, tuple)) or len(value) != 2:
             raise ValueError(f"{name}={value!r} is not allowed; allowed: a pair [min, max].")

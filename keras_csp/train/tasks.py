@@ -165,6 +165,7 @@ class DetectionTask:
             fusion=self.cfg.fusion,
             scale=self.cfg.scale,
             neck_filters=self.cfg.neck_filters,
+            neck_options=self.cfg.neck_options,
             head_filters=self.cfg.head_filters,
         )
 

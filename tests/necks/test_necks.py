@@ -119,8 +119,8 @@ def test_not_a_pyramid_dict():
 
 
 def test_unknown_neck_attention_and_bad_filters():
-    with pytest.raises(ValueError, match=r"neck='bifpn' is not known; allowed: 'efm', 'fpn'"):
-        get_neck("bifpn")
+    with pytest.raises(ValueError, match=r"neck='yolo' is not known; allowed: 'efm', 'gfm'"):
+        get_neck("yolo")
     with pytest.raises(ValueError, match=r"attention='cbam' is not allowed; allowed: None, 'sam'"):
         EFM(pyramid_inputs(), attention="cbam")
     with pytest.raises(ValueError, match=r"filters=\(8, 8\) is not allowed for GFM; allowed: a"):
