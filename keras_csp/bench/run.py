@@ -154,16 +154,15 @@ def benchmark(
             `qat_steps` steps, taught by the float model).
         output_dir: where the files go (default runs/benchmark/<model name>); a folder holding an
             earlier benchmark is refused unless `overwrite`.
-        threads: CPU threads of every format (TFLite's XNNPACK and TensorFlow's pools; TF's are
-            process-wide and can be set only before TF runs). `runs` rounds in turns after
-            `warmup` untimed calls each.
+        threads: CPU threads of every format (XNNPACK's, and TensorFlow's process-wide pools if
+            TF has not run yet); `runs` rounds in turns after `warmup` untimed calls each.
         calibration_data, calibration_steps: int8's calibration images (default: the training
             split) and how many are read.
         validation_split, seed: classifiers: the split `keras-csp train` makes of the folder
             (0: measure the whole folder).
         resize: classifiers: how images are fitted to the input ("none", "crop", "stretch").
-        json_path, plot_path: default `benchmark.json` and `benchmark.png` in the output folder.
-        name: the files' stem (default: the .keras file's, or the model's name).
+        json_path, plot_path: default `benchmark.json` and `benchmark.png` in the output folder;
+            `name`: the files' stem (default: the .keras file's, or the model's name).
         progress: a progress bar on stderr. verbose: print the table.
     """
     from keras_csp.export.serving import build_serving, resolve_model
@@ -175,10 +174,9 @@ def benchmark(
     stem = name or (Path(model).stem if isinstance(model, (str, os.PathLike)) else model.name)
     model = resolve_model(model)
     serving = build_serving(model, None, require_static=True, nms=False)
-    bench = _read_data(serving.kind, data, {
-        "images_dir": images_dir, "split": split, "data_format": data_format,
-        "calibration_data": calibration_data, "validation_split": validation_split, "seed": seed,
-    })
+    bench = _read_data(serving.kind, data, dict(
+        images_dir=images_dir, split=split, data_format=data_format, seed=seed,
+        calibration_data=calibration_data, validation_split=validation_split))
     quantized = [n for n in names if bench_formats.FORMATS[n][1] in ("int8", "qat")]
     calibration = (
         bench.calibration(serving.input_size, resize, calibration_steps) if quantized else None
