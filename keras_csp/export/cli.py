@@ -137,10 +137,19 @@ def run(args):
 # ------------------------------------------------------------------------------------ export
 
 
+MAX_INPUT_SIZE = 4096  # as `keras-csp train`'s bound
+
+
 def _export(args):
     if args.format not in _FORMATS:
         raise ValueError(
             f"--format={args.format!r} does not exist; allowed: {', '.join(_FORMATS)}."
+        )
+    if args.input_size is not None and not 1 <= args.input_size <= MAX_INPUT_SIZE:
+        # 100000 crashed the process (or filled the memory) while building and converting.
+        raise ValueError(
+            f"--input-size={args.input_size} is not allowed; allowed: an integer from 1 to "
+            f"{MAX_INPUT_SIZE}, or no --input-size for the model's own size."
         )
     if args.format == "savedmodel" and (args.quantize or "none") != "none":
         raise ValueError(

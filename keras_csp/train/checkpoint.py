@@ -59,6 +59,22 @@ RESUME_GUARDED = (
 _NOT_RECORDED = ("resume", "overwrite", "allow_config_change", "verbose", "output_dir")
 
 
+class NonFiniteError(ValueError):
+    """A run stopped because its loss or weights became NaN or infinite (a ValueError: the CLI
+    prints it in one line and exits non-zero)."""
+
+
+ALLOWED_AFTER_DIVERGING = (
+    "Allowed: a smaller learning_rate (--learning-rate), gradient clipping (--clipnorm) or a "
+    "longer warm-up (--warmup-epochs)."
+)
+
+
+def non_finite_arrays(arrays):
+    """The indices of the floating-point arrays holding a NaN or an infinity."""
+    return [i for i, a in enumerate(arrays) if a.dtype.kind == "f" and not np.isfinite(a).all()]
+
+
 # --- atomic files ---------------------------------------------------------------------------------
 
 
@@ -331,12 +347,39 @@ def _values(variables):
     return [np.asarray(keras.ops.convert_to_numpy(v)) for v in variables]
 
 
-def save_checkpoint(output_dir, model, optimizer, state, keep):
-    """Writes one checkpoint for `state["epoch"], state["step"]` and prunes old ones."""
+def kept_checkpoint(output_dir):
+    """How a stopped run's message names what it keeps."""
+    kept = latest_checkpoint(output_dir)
+    if not kept:
+        return "no checkpoint had been written"
+    return f"the last finite checkpoint {os.path.relpath(kept, output_dir)} is kept"
+
+
+def check_finite_weights(output_dir, model, optimizer, where):
+    """The model's and the optimizer's variables as arrays; a `NonFiniteError` naming `where`
+    ("at epoch E/N, step S/M") if one is not finite. Every worker checks, so all stop together."""
+    values = _values(model.variables), _values(optimizer.variables)
+    bad = non_finite_arrays(values[0] + values[1])
+    if bad:
+        names = [v.path for v in (*model.variables, *optimizer.variables)]
+        raise NonFiniteError(
+            f"training stopped: the weights became non-finite {where} ({len(bad)} of "
+            f"{len(names)} arrays, first: {names[bad[0]]}); that checkpoint was not written: "
+            f"{kept_checkpoint(output_dir)}, and no model.keras. {ALLOWED_AFTER_DIVERGING}"
+        )
+    return values
+
+
+def save_checkpoint(output_dir, model, optimizer, state, keep, where=None):
+    """Writes one checkpoint for `state["epoch"], state["step"]` and prunes old ones; refuses
+    (writing nothing, pruning nothing) when a model weight is not finite, so that the checkpoints
+    on disk are always ones a run can go on from."""
     arrays = {}
-    for i, value in enumerate(_values(model.variables)):
+    where = where or f"at checkpoint {checkpoint_name(state['epoch'], state['step'])}"
+    model_values, optimizer_values = check_finite_weights(output_dir, model, optimizer, where)
+    for i, value in enumerate(model_values):
         arrays[f"model/{i:05d}"] = value
-    for i, value in enumerate(_values(optimizer.variables)):
+    for i, value in enumerate(optimizer_values):
         arrays[f"optimizer/{i:05d}"] = value
     arrays["state"] = np.frombuffer(json.dumps(state).encode("utf-8"), dtype=np.uint8)
     buffer = io.BytesIO()
@@ -378,6 +421,13 @@ def read_checkpoint(path):
         raise ValueError(
             f"checkpoint {path!r} has no training state; allowed: a checkpoint written by "
             "keras-csp train."
+        )
+    bad = non_finite_arrays(model)
+    if bad:
+        # Written by a version that saved diverged runs: resuming would only train NaNs.
+        raise ValueError(
+            f"checkpoint {path!r} holds non-finite model weights ({len(bad)} of {len(model)} "
+            "arrays hold NaN or inf); allowed: a checkpoint of finite weights."
         )
     return state, model, opt
 

@@ -90,12 +90,31 @@ def closing_lines(summary, data):
     return "\n".join(lines)
 
 
+def check_finite_model(model):
+    """Refuses to write a model whose weights are not all finite (the last step's update can
+    make them NaN although the loss it reported was finite)."""
+    import keras
+
+    from keras_csp.train.checkpoint import ALLOWED_AFTER_DIVERGING, NonFiniteError
+    from keras_csp.train.checkpoint import non_finite_arrays
+
+    weights = [keras.ops.convert_to_numpy(w) for w in model.weights]
+    bad = non_finite_arrays(weights)
+    if bad:
+        raise NonFiniteError(
+            f"training stopped: {len(bad)} of the trained model's {len(weights)} weight arrays "
+            f"(first: {model.weights[bad[0]].path}) are non-finite; no model.keras or summary was "
+            f"written. {ALLOWED_AFTER_DIVERGING}"
+        )
+
+
 def write_outputs(cfg, summary, model, history, model_name, data, talk):
     """The chief's files in `cfg.output_dir`: the learning curves, the model (`save_model`) and
     summary.json (listing them); prints the closing lines when `talk`."""
     from keras_csp.train.checkpoint import atomic_save
     from keras_csp.train.report import plot_curves, write_json
 
+    check_finite_model(model)
     out = cfg.output_dir
     files = {}
     if history:

@@ -18,6 +18,7 @@ Resume is exact: the data order of epoch e is a pure function of (seed, e), so a
 keras-cv's random draws after the resume differ from the uninterrupted run's ("up to data order").
 """
 
+import math
 import os
 import sys
 import time
@@ -257,17 +258,20 @@ class Trainer:
         self.net.stop_training = False
         self.callback_list.on_train_begin()
         self.traced = False  # the first step (tracing) is left out of the speed
-        for epoch in range(self.first_epoch, self.cfg.epochs):
-            start_step = self.first_step if epoch == self.first_epoch else 0
-            sums = dict(self.state["partial"]) if (epoch == self.first_epoch and start_step) else {}
-            self.callback_list.on_epoch_begin(epoch)
-            epoch_start = time.time()
-            speed = self.run_epoch(epoch, start_step, sums)
-            self.end_epoch(epoch, sums, time.time() - epoch_start, speed)
-            if self.net.stop_training:
-                break
+        try:
+            for epoch in range(self.first_epoch, self.cfg.epochs):
+                start_step = self.first_step if epoch == self.first_epoch else 0
+                resumed = epoch == self.first_epoch and start_step
+                sums = dict(self.state["partial"]) if resumed else {}
+                self.callback_list.on_epoch_begin(epoch)
+                epoch_start = time.time()
+                speed = self.run_epoch(epoch, start_step, sums)
+                self.end_epoch(epoch, sums, time.time() - epoch_start, speed)
+                if self.net.stop_training:
+                    break
+        finally:  # also when a non-finite loss stops the run: the event files stay complete
+            self.tensorboard.close()
         self.callback_list.on_train_end()
-        self.tensorboard.close()
 
     def run_epoch(self, epoch, start_step, sums):
         """The training steps of `epoch` from `start_step`, adding their statistics to `sums`;
@@ -292,6 +296,8 @@ class Trainer:
                 timed_seconds += now - t_mark
             self.traced, t_mark = True, now
             logs = self.task.logs(sums)
+            if not math.isfinite(logs["loss"]):  # a Python float already: no extra sync
+                self.stop_diverged(epoch, step, logs["loss"])
             bar.update(step + 1, list(logs.items()))
             self.callback_list.on_train_batch_end(step, logs)
             global_step = epoch * steps + step + 1
@@ -301,6 +307,22 @@ class Trainer:
                 self.steps.sync()
                 self.save_checkpoint(epoch, step + 1, sums)
         return timed_images / timed_seconds if timed_seconds > 0 else None
+
+    def stop_diverged(self, epoch, step, loss):
+        """Ends the run at the step whose loss is not finite, before anything of it is written:
+        every later checkpoint and the model would hold NaN weights."""
+        raise ckpt.NonFiniteError(
+            f"training stopped: the loss became {loss} {self.where(epoch, step + 1)}; nothing "
+            f"after that step was written: {ckpt.kept_checkpoint(self.out)}, and no model.keras. "
+            + ckpt.ALLOWED_AFTER_DIVERGING
+        )
+
+    def where(self, epoch, step):
+        """'at epoch E/N, step S/M (learning_rate L)' of 0-based `epoch`, 1-based `step`."""
+        return (
+            f"at epoch {epoch + 1}/{self.cfg.epochs}, step {step}/{self.steps_per_epoch} "
+            f"(learning_rate {self.cfg.resolved_learning_rate():g})"
+        )
 
     def end_epoch(self, epoch, sums, train_seconds, speed):
         """Validation, the epoch's record (history, output, TensorBoard), its checkpoint, and the
@@ -372,9 +394,13 @@ class Trainer:
             history=self.history,
             wall_time=self.prior_wall + time.time() - self.session_start,
         )
+        # The last step done: (epoch, step) names the next one.
+        where = self.where(epoch - 1, self.steps_per_epoch) if step == 0 else self.where(epoch, step)
         if self.is_chief:
             keep = self.cfg.keep_checkpoints
-            ckpt.save_checkpoint(self.out, self.net, self.optimizer, self.state, keep)
+            ckpt.save_checkpoint(self.out, self.net, self.optimizer, self.state, keep, where)
+        else:
+            ckpt.check_finite_weights(self.out, self.net, self.optimizer, where)
 
     # --- the end ---------------------------------------------------------------------------------
 

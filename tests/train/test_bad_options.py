@@ -89,3 +89,16 @@ def test_the_levels_listed_are_the_levels_built(name):
 
     built = build_model(name, include_top=False, weights=None, input_shape=(64, 64, 3))
     assert sorted(built.output) == config_levels(get_config(name))
+
+
+@pytest.mark.parametrize("size", ["100000", "0"])
+def test_export_refuses_an_absurd_input_size_before_building(tmp_path, capsys, size):
+    # 100000 crashed the process (or filled the memory) while building and converting.
+    out = tmp_path / "model.tflite"
+    assert main(["export", "cspdarknet_tiny", "--input-size", size, "--output", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"keras-csp: error: --input-size={size} is not allowed; allowed: an integer from 1 to "
+        "4096, or no --input-size for the model's own size."
+    )
+    assert not os.listdir(tmp_path)
