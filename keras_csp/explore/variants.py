@@ -4,8 +4,9 @@ import dataclasses
 import os
 import tempfile
 
+from keras_csp.registry import MODEL_FUSIONS
 
-VARIANTS = ("full", "first", "last", "none")
+VARIANTS = MODEL_FUSIONS  # one run per fusion, "none" being the plain twin
 VARIANT_LABELS = {"full": "CSP, fusion full", "first": "CSP, fusion first",
                   "last": "CSP, fusion last", "none": "no CSP (plain twin)"}
 

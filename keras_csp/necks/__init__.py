@@ -1,4 +1,4 @@
-"""Detection necks: the paper's ablation (Table 2: EFM, GFM, FPN, PANet) and EfficientDet's BiFPN.
+"""Detection necks, one file each, listed by `keras_csp.registry.NECKS`.
 
 Each neck is a function `neck(features, filters, attention, activation, name, **options)` that
 builds Keras layers onto a dict of pyramid features `{"P{k}": tensor}` (the backbone contract) and
@@ -11,6 +11,10 @@ import functools
 import importlib
 
 from keras_csp.necks.common import OUTPUT_LEVELS, check_pyramid
+# The paper's ablation (Table 2) by name, as before the registry; any neck: NECKS[name].
+from keras_csp.necks.efm import EFM
+from keras_csp.necks.fpn import FPN, PANet
+from keras_csp.necks.gfm import GFM
 from keras_csp.registry import NECKS as _SPECS
 from keras_csp.registry import neck_options, neck_spec
 
@@ -20,8 +24,6 @@ NECKS = {
     for name, spec in _SPECS.items()
 }
 NECK_LEVELS = {name: spec.levels for name, spec in _SPECS.items()}
-
-EFM, GFM, FPN, PANet, BiFPN = (NECKS[n] for n in ("efm", "gfm", "fpn", "panet", "bifpn"))
 
 
 def get_neck(name):
@@ -39,5 +41,5 @@ def build_neck(name, options=None):
     return functools.partial(function, **full), key, full
 
 
-__all__ = ["BiFPN", "EFM", "FPN", "GFM", "NECKS", "NECK_LEVELS", "OUTPUT_LEVELS", "PANet",
+__all__ = ["EFM", "FPN", "GFM", "NECKS", "NECK_LEVELS", "OUTPUT_LEVELS", "PANet",
            "build_neck", "check_pyramid", "get_neck"]
