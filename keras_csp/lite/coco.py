@@ -114,7 +114,7 @@ def _shown(value, limit=60):
 
 def _is_id(value):
     # JSON's true is Python's True, an int: ids are integers, and booleans and "1" are not.
-    return isinstance(value, int) and not isinstance(value, bool)
+    return type(value) is int
 
 
 def _is_size(value):
@@ -123,24 +123,25 @@ def _is_size(value):
 
 
 def _is_box(value):
+    # type(), not isinstance: a bool is an int. json.loads gives exactly int and float.
     return (
-        isinstance(value, list)
+        type(value) is list
         and len(value) == 4
-        and all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-            for v in value
-        )
+        and all(type(v) in (int, float) for v in value)
+        and all(map(math.isfinite, value))
     )
 
 
 def _field(arg, where, item, key, valid, allowed):
-    """`item[key]`, or a one-line ValueError naming the file, the item, the value and `allowed`."""
+    """`item[key]`, or a one-line ValueError naming the file, the item (`where`, or a function
+    giving it: made only for the error), the value and `allowed`."""
     value = item.get(key, _MISSING)
+    if value is not _MISSING and valid(value):
+        return value
+    where = where() if callable(where) else where
     if value is _MISSING:
         raise ValueError(f"{arg}: {where} has no {key!r}; allowed: {allowed}.")
-    if not valid(value):
-        raise ValueError(f"{arg}: {where} has {key}={_shown(value)}; allowed: {allowed}.")
-    return value
+    raise ValueError(f"{arg}: {where} has {key}={_shown(value)}; allowed: {allowed}.")
 
 
 def _objects(arg, coco, key):
@@ -195,7 +196,9 @@ def _images(arg, coco, images_dir):
 
 def _annotation(arg, index, ann):
     """`(image id, category id, [x, y, w, h], crowd)` of one annotation, its fields checked."""
-    where = f"annotation {_shown(ann.get('id', '?'), 20)} (annotations[{index}])"
+    def where():
+        return f"annotation {_shown(ann.get('id', '?'), 20)} (annotations[{index}])"
+
     image_id = _field(arg, where, ann, "image_id", _is_id, "an integer image id")
     category = _field(arg, where, ann, "category_id", _is_id, "an integer category id")
     box = _field(arg, where, ann, "bbox", _is_box,
@@ -203,7 +206,7 @@ def _annotation(arg, index, ann):
     crowd = ann.get("iscrowd", 0)
     if isinstance(crowd, (dict, list)) or crowd not in (0, 1):  # false and true are 0 and 1
         raise ValueError(
-            f"{arg}: {where} has iscrowd={_shown(crowd)}; allowed: 0 or 1 (or false, true)."
+            f"{arg}: {where()} has iscrowd={_shown(crowd)}; allowed: 0 or 1 (or false, true)."
         )
     return image_id, category, [float(v) for v in box], bool(crowd)
 
