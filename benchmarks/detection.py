@@ -60,6 +60,8 @@ ROWS = {
     "gfm": ("csppeleenet", "gfm", None, "defaults"),
     "efm-spp": ("csppeleenet", "efm", "spp", "defaults"),
     "panet": ("csppeleenet", "panet", None, "defaults"),
+    # EfficientDet's BiFPN (keras_csp/necks/bifpn.py, 2 repeats): not run yet.
+    "bifpn": ("csppeleenet", "bifpn", None, "defaults"),
     "peleenet-efm-sam": ("peleenet", "efm", "sam", "defaults"),
     "efm-sam-slim": ("csppeleenet", "efm", "sam", "defaults"),
     "efm-sam-n": ("csppeleenet", "efm", "sam", "defaults"),
