@@ -91,8 +91,8 @@ class CSPDetector(keras.Model):
             copied in (`part_ratio`, `fusion` and `backbone_weights` then do not apply). It must give pyramid levels up to P5
             (stride 32), and P2 for the EFM neck.
         num_classes: number of object classes (>= 1), without a background class.
-        neck: `"efm"` (the paper's Exact Fusion Model), `"gfm"`, `"fpn"`, `"panet"` or `"bifpn"`;
-            `neck_options`: its own options, e.g. `{"repeats": 3}` (`keras_csp.registry.NECKS`).
+        neck: a name of `keras_csp.registry.NECKS`, e.g. `"efm"` (the paper's Exact Fusion Model);
+            `neck_options`: that neck's own options there, e.g. `{"repeats": 3}` for `"bifpn"`.
         attention: `None`, `"sam"` (spatial attention on each neck output) or `"spp"` (spatial
             pyramid pooling on P5).
         input_shape: `(height, width, channels)`, by default the paper's 416x416 RGB; height and
