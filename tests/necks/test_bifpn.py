@@ -56,10 +56,10 @@ def test_repeats_stack_fusion_nodes_and_round_trip_in_the_keras_file(tmp_path):
                                    rtol=0, atol=1e-5)
 
 
-def test_tf_keras_twin_has_the_same_outputs_and_quantizes():
+def test_tf_keras_twin_has_the_same_outputs_quantizes_and_prunes():
     import tf_keras
 
-    from keras_csp.export.optimize import quantize_aware
+    from keras_csp.export.optimize import prune, quantize_aware
     from keras_csp.export.twin import to_tf_keras
 
     model = tiny_detector(repeats=1)
@@ -76,8 +76,9 @@ def test_tf_keras_twin_has_the_same_outputs_and_quantizes():
     assert len(fusions) == 4 and isinstance(fusions[0], tf_keras.layers.Layer)
     assert layer_map[fusions[0].name].quantize == "output"
     qat = quantize_aware(twin, layer_map)  # tfmot rebuilds the twin's own layer from its config
-    outputs = qat(x, training=False)
-    assert np.isfinite(np.asarray(outputs["classes"])).all()
+    assert np.isfinite(np.asarray(qat(x, training=False)["classes"])).all()
+    pruned = prune(twin, 0.5)  # the fusion weights are not pruned (get_prunable_weights)
+    assert np.isfinite(np.asarray(pruned(x, training=False)["classes"])).all()
 
 
 @pytest.mark.parametrize("options,message", [
