@@ -125,6 +125,12 @@ def test_the_detector_docstring_and_readme_lists_follow_the_registry():
         assert spec.function in layout, name
 
 
+def test_the_readme_lists_every_fusion():
+    start = README.index("`fusion` (`")
+    listed = README[start:README.index(")", start)]
+    assert all(f'`"{fusion}"`' in listed for fusion in registry.MODEL_FUSIONS), listed
+
+
 def _registered_layer_classes():
     """Every class decorated with register_keras_serializable in the package's source."""
     import keras
