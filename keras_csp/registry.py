@@ -4,10 +4,12 @@
 lists read these tables (tests/test_registry.py checks that no other copy exists). This module
 imports the standard library only, so the CLI's help never loads TensorFlow or Keras.
 
-Adding a neck is one line in `NECKS` (plus its file in `keras_csp/necks/`, ARCHITECTURE.md).
+Adding a neck is one line in `NECKS` (plus its file in `keras_csp/necks/`, ARCHITECTURE.md); an
+export pass is one line in `EXPORT_PASSES` (plus its function in `keras_csp/export/passes.py`).
 """
 
 import dataclasses
+import math
 from typing import Optional
 
 
@@ -73,8 +75,57 @@ MODEL_FAMILIES = (
     "peleenet", "csppeleenet", "cspdarknet_small", "cspdarknet_tiny",
 )
 
-# Export passes: filled by the export-pass registry (issue 25 item 4, keras_csp/export/passes.py).
-EXPORT_PASSES = {}
+
+@dataclasses.dataclass(frozen=True)
+class ExportPass:
+    """A rewrite of the TFLite export's deploy model: its function is the same name's in
+    `keras_csp/export/passes.py`'s `FUNCTIONS`; it runs when `when(plan)` holds (`plan.switches`:
+    every switch's value, `plan.options`: the export's `QuantizationOptions`). A pass with a
+    `switch` is turned on or off by `export.tflite(..., switch=bool)` and by the CLI's `flag`."""
+
+    when: object  # (plan) -> bool
+    switch: Optional[str] = None
+    default: bool = True
+    help: str = ""  # what the pass does, said where its switch is documented (tflite, --help)
+
+    @property
+    def flag(self):
+        """`keras-csp export`'s flag: `--no-SWITCH` for a pass on by default, else `--SWITCH`."""
+        if self.switch is None:
+            return None
+        dashed = self.switch.replace("_", "-")
+        return f"--no-{dashed}" if self.default else f"--{dashed}"
+
+
+def _on(switch):
+    return lambda plan: plan.switches[switch]
+
+
+# name -> ExportPass, in the order the passes run. The order matters: the GPU equivalents come
+# first, so every later pass (and the fine-tuning's teacher) sees the layers that are exported; the
+# groups are widened and the int8 scales separated on Keras layers, before fine-tuning turns the
+# model into its tf_keras twin.
+EXPORT_PASSES = {
+    "GPU equivalents": ExportPass(
+        _on("gpu_substitutes"), "gpu_substitutes", True,
+        "replace layers the GPU delegate cannot run by equivalents (reported)"),
+    "GPU equivalents (reported only)": ExportPass(
+        lambda plan: not plan.switches["gpu_substitutes"]),
+    # Block-diagonal kernels stay exact only while nothing trains their zeros.
+    "widen groups": ExportPass(
+        lambda plan: plan.switches["widen_groups"] and not plan.options.fine_tunes,
+        "widen_groups", True,
+        "give grouped convolutions with few channels per group block-diagonal groups of 16+ "
+        "channels, which XNNPACK runs faster (same outputs; not with qat or prune, which train "
+        "the weights)"),
+    "cascade max pools": ExportPass(
+        _on("cascade_pools"), "cascade_pools", True,
+        "compute stride-1 max pools of size 9, 13, ... (SPP) as chains of 5x5 pools shared by "
+        "the pools of one input (SPPF; same outputs, fewer comparisons)"),
+    # QAT learns its ranges with the plain graph; only calibrated int8 needs the extra steps.
+    "separate concatenation scales": ExportPass(lambda plan: plan.options.quantize == "int8"),
+    "fine-tune (prune, QAT)": ExportPass(lambda plan: plan.options.fine_tunes),
+}
 
 
 def names(table):
@@ -103,6 +154,7 @@ def _option_value(neck, key, value, option):
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     ok = isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
+    ok = ok and (kind is not float or math.isfinite(value))
     if ok and option.above is not None:
         ok = value > option.above
     if not ok:
@@ -176,3 +228,18 @@ def neck_options_help():
 def attention_text():
     """`'sam', 'spp' or 'none'`: the attention kinds as a flag or YAML key takes them."""
     return names([a for a in ATTENTIONS if a] + ["none"])
+
+
+def export_switches(given=None):
+    """Every export pass switch's value: `given` (keyword -> bool) checked and completed with the
+    defaults. An unknown name or a value that is not a bool is a one-line error."""
+    defaults = {p.switch: p.default for p in EXPORT_PASSES.values() if p.switch}
+    given = given or {}
+    for key, value in given.items():
+        if key not in defaults or not isinstance(value, bool):
+            what = "neither an argument nor a switch" if key not in defaults else "not a bool"
+            raise ValueError(
+                f"{key}={value!r} is not allowed ({what}); allowed as the export passes' "
+                f"switches: {', '.join(f'{k}=True|False' for k in defaults)}."
+            )
+    return {**defaults, **given}

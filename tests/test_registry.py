@@ -58,7 +58,7 @@ def test_the_registry_imports_the_standard_library_only():
     imported = {alias.name for node in ast.walk(SOURCES[PACKAGE / "registry.py"])
                 if isinstance(node, (ast.Import, ast.ImportFrom))
                 for alias in getattr(node, "names", [])}
-    assert imported <= {"dataclasses", "Optional"}
+    assert imported <= {"dataclasses", "math", "Optional"}
 
 
 def test_model_families_are_the_architectures():
@@ -184,6 +184,8 @@ def test_neck_option_flags_and_yaml_reach_the_config(tmp_path):
     (dict(neck="fpn", neck_options={"repeats": 2}),
      r"for neck='fpn': unknown key 'repeats'; allowed keys: none \(no options\)\."),
     (dict(neck="bifpn", neck_options=3), r"neck_options=3 is not allowed; allowed: a mapping"),
+    (dict(neck="bifpn", neck_options=["epsilon=inf"]),
+     r"neck_options=\{'epsilon': inf\} is not allowed for neck='bifpn'; allowed: epsilon "),
     (dict(task="classification", neck_options={"repeats": 2}),
      r"neck_options=\{'repeats': 2\} is a detector option; allowed: task='detection'\."),
 ])
