@@ -78,7 +78,8 @@ def detection_data(data, images_dir=None, split="val", data_format=None, calibra
         notes.append(f"int8 calibrated on the {data_format.upper()} set's train split")
     return BenchData(
         task="detection",
-        description=f"{data_format.upper()} {validation.source} ({split})",
+        description=f"{data_format.upper()} {validation.source}"
+        + ("" if data_format == "coco" else f" ({split})"),
         detection_set=validation,
         calibration_paths=calibration,
         notes=notes,

@@ -267,8 +267,9 @@ def _measure_format(name, model, kind, bench, folder, calibration, options, bar)
 
 
 def _finish_rows(rows, latencies, errors, task):
-    """Latency (or its failure) and the difference to the Keras row's main metric."""
-    _, main = table.METRICS[task]
+    """Latency (or its failure) and the differences to the Keras row's metrics (`difference`:
+    of the main one, top-1 or mAP50)."""
+    metrics, main = table.METRICS[task]
     keras = next((r for r in rows if r["format"] == "keras" and not r["error"]), None)
     for row in rows:
         row.pop("skipped_files", None)
@@ -276,6 +277,7 @@ def _finish_rows(rows, latencies, errors, task):
             row["error"] = _reason("latency", RuntimeError(errors[row["format"]]))
         row["latency"] = latencies.get(row["format"])
         ok = keras is not None and not row["error"] and row.get(main) is not None
+        row["differences"] = {m: row[m] - keras[m] for m in metrics} if ok else None
         row["difference"] = row[main] - keras[main] if ok else None
 
 

@@ -9,8 +9,8 @@ METRICS = {"classification": (("top1", "top5"), "top1"), "detection": (("mAP", "
 _HEADINGS = {"top1": "top-1", "top5": "top-5", "mAP": "mAP", "mAP50": "mAP50"}
 
 
-def _number(value, digits=4):
-    return "-" if value is None else f"{value:.{digits}f}"
+def _number(value, digits=4, sign=""):
+    return "-" if value is None else f"{value:{sign}.{digits}f}"
 
 
 def size_text(size_bytes):
@@ -21,12 +21,12 @@ def size_text(size_bytes):
 
 def markdown(rows, task, threads=None):
     """A markdown table of the rows (`benchmark`'s row dicts), one per format."""
-    metrics, main = METRICS[task]
-    heading = _HEADINGS[main]
+    metrics, _ = METRICS[task]
     where = f"{threads} thread(s)" if threads else "default threads"
     columns = (
         ["format", "size"] + [_HEADINGS[m] for m in metrics]
-        + [f"{heading} - Keras", f"latency ms (batch 1, {where})", "GPU engine", "GPU vs CPU"]
+        + [f"{_HEADINGS[m]} - Keras" for m in metrics]
+        + [f"latency ms (batch 1, {where})", "GPU engine", "GPU vs CPU"]
     )
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in rows:
@@ -35,13 +35,13 @@ def markdown(rows, task, threads=None):
             cells.append(f"FAILED: {_one_line(row['error'])}")
             lines.append("| " + " | ".join(cells) + " |")
             continue
-        difference = row.get("difference")
+        differences = row.get("differences") or {}
         latency = row.get("latency")
         cells = (
             [row["label"], size_text(row.get("size_bytes"))]
             + [_number(row.get(m)) for m in metrics]
+            + [_number(differences.get(m), sign="+") for m in metrics]
             + [
-                "-" if difference is None else f"{difference:+.4f}",
                 "-" if latency is None else f"{latency['ms']:.2f} (p90 {latency['p90_ms']:.2f})",
                 _one_line(row.get("gpu", "")),
                 _one_line(row.get("gpu_agreement", "")) or "-",
@@ -69,20 +69,22 @@ def write_markdown(path, text):
 
 
 def plot(path, rows, task, title):
-    """Accuracy (top-1 or mAP50) against median latency, one labeled point per measured format;
-    a PNG written atomically."""
+    """Accuracy (top-1, or COCO's mAP, which saturates later than mAP50) against median
+    latency, one labeled point per measured format; a PNG written atomically."""
     from matplotlib.figure import Figure  # outside pyplot: no backend, no global state
 
-    _, main = METRICS[task]
+    main = METRICS[task][0][0]
     points = [
         (row["latency"]["ms"], row[main], row["label"]) for row in rows
         if not row.get("error") and row.get("latency") and row.get(main) is not None
     ]
     figure = Figure(figsize=(6.4, 4.4))
     axes = figure.subplots()
-    for x, y, label in points:
+    for i, (x, y, label) in enumerate(points):
         axes.scatter([x], [y], s=36)
-        axes.annotate(label, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
+        # Staggered labels: formats often share an accuracy and lie close in latency.
+        axes.annotate(label, (x, y), textcoords="offset points", xytext=(5, 4 + 11 * (i % 3)),
+                      fontsize=8)
     axes.set_xlabel("latency, ms (median, batch 1)")
     axes.set_ylabel(_HEADINGS[main])
     axes.set_title(title, fontsize=10)

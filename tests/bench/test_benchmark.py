@@ -162,13 +162,14 @@ def test_a_detector_through_the_command(tmp_path, capsys):
                  "--runs", "2", "--warmup", "1", "--output", str(out),
                  "--json", str(tmp_path / "r.json"), "--plot", str(tmp_path / "r.png")]) == 0
     printed = capsys.readouterr().out
-    assert printed.startswith("| format | size | mAP | mAP50 | mAP50 - Keras |")
+    assert printed.startswith("| format | size | mAP | mAP50 | mAP - Keras | mAP50 - Keras |")
     rows = {r["format"]: r for r in json.loads((tmp_path / "r.json").read_text())["rows"]}
     assert list(rows) == ["keras", "savedmodel", "tflite_fp32", "tflite_int8"]  # Keras always
     assert rows["keras"]["mAP50"] > 0.9  # its own boxes
     # The SavedModel's before_nms signature and the fp32 file keep the Keras model's boxes.
     for name in ("savedmodel", "tflite_fp32"):
         assert abs(rows[name]["difference"]) <= 0.02 and rows[name]["count"] == 6
+        assert rows[name]["differences"]["mAP"] == rows[name]["mAP"] - rows["keras"]["mAP"]
     assert rows["tflite_int8"]["size_bytes"] < rows["tflite_fp32"]["size_bytes"]
     assert rows["tflite_fp32"]["gpu"].startswith("whole graph")
     assert Image.open(tmp_path / "r.png").format == "PNG"
