@@ -36,6 +36,7 @@ class BenchData:
     detection_set: object = None
     calibration_paths: list = dataclasses.field(default_factory=list)
     notes: list = dataclasses.field(default_factory=list)
+    calibration_note: str = ""  # where the int8 calibration images come from
 
     def calibration(self, size, resize="none", count=100):
         """uint8 (n, height, width, 3) training images for int8 calibration (at most `count`)."""
@@ -62,27 +63,24 @@ def detection_data(data, images_dir=None, split="val", data_format=None, calibra
     """`BenchData` of a COCO / YOLO / VOC set; refuses bad data (one line) before any export."""
     data_format = coco_eval.detection_format(data, data_format)
     validation = coco_eval.read_detection_set(data, images_dir, split, data_format)
-    notes = []
     if calibration_data is not None:
         calibration = _calibration_paths(calibration_data)
-        notes.append(f"int8 calibrated on {calibration_data}")
+        note = f"int8 calibrated on {calibration_data}"
     elif data_format == "coco":
         calibration = [record[0] for record in validation.records]
-        notes.append(
-            "int8 calibrated on the validation images (a COCO JSON holds one split; "
-            "calibration_data= / --calibration-data names training images)"
-        )
+        note = ("int8 calibrated on the validation images (a COCO JSON holds one split; "
+                "calibration_data= / --calibration-data names training images)")
     else:
         train = coco_eval.read_detection_set(data, None, "train", data_format)
         calibration = [record[0] for record in train.records]
-        notes.append(f"int8 calibrated on the {data_format.upper()} set's train split")
+        note = f"int8 calibrated on the {data_format.upper()} set's train split"
     return BenchData(
         task="detection",
         description=f"{data_format.upper()} {validation.source}"
         + ("" if data_format == "coco" else f" ({split})"),
         detection_set=validation,
         calibration_paths=calibration,
-        notes=notes,
+        calibration_note=note,
     )
 
 
@@ -122,10 +120,10 @@ def classification_data(folder, validation_split=0.1, seed=0, calibration_data=N
         )
     if calibration_data is not None:
         calibration = _calibration_paths(calibration_data)
-        notes.append(f"int8 calibrated on {calibration_data}")
+        note = f"int8 calibrated on {calibration_data}"
     else:
         calibration = [path for path, _ in train]
-        notes.append(f"int8 calibrated on the training split ({len(train)} images)")
+        note = f"int8 calibrated on the training split ({len(train)} images)"
     files = (
         [Path(path) for path, _ in validation],
         np.array([label for _, label in validation]),
@@ -137,6 +135,7 @@ def classification_data(folder, validation_split=0.1, seed=0, calibration_data=N
         files=files,
         calibration_paths=calibration,
         notes=notes,
+        calibration_note=note,
     )
 
 

@@ -75,8 +75,11 @@ def _output_folder(output_dir, stem, overwrite):
             f"output_dir={str(folder)!r} holds an earlier benchmark ({RESULTS}); allowed: "
             "overwrite=True (--overwrite) to replace its files, or another output_dir."
         )
-    if not folder.exists():
-        files.check_output_path(folder, "output_dir", kind="folder")
+    missing = folder  # the first folder to make (runs/ for the default, if it does not exist)
+    while not missing.parent.exists():
+        missing = missing.parent
+    if not missing.exists():
+        files.check_output_path(missing, "output_dir", kind="folder")
     return folder
 
 
@@ -193,7 +196,7 @@ def benchmark(
         "input_size": list(serving.input_size), "threads": threads, "runs": runs,
         "warmup": warmup, "formats": names, "cpu_count": os.cpu_count(),
         "load_average_1min": {"start": round(load[0], 2), "end": round(load[1], 2)},
-        "notes": bench.notes + notes,
+        "notes": bench.notes + ([bench.calibration_note] if quantized else []) + notes,
     }, json_path, plot_path, verbose)
 
 

@@ -1,4 +1,4 @@
-"""What a benchmark measures on and calibrates with, for each detection format and a class folder."""
+"""What a benchmark measures on and calibrates with: each detection format, and a class folder."""
 
 import numpy as np
 import pytest
@@ -34,7 +34,8 @@ def test_detection_sets_measure_val_and_calibrate_on_train(shapes, data_format):
     assert len(bench.detection_set.records) == len(val.records) == 3
     assert bench.calibration_paths == [record[0] for record in train.records]
     assert len(bench.calibration_paths) == 6
-    assert f"int8 calibrated on the {data_format.upper()} set's train split" in bench.notes
+    note = f"int8 calibrated on the {data_format.upper()} set's train split"
+    assert bench.calibration_note == note
     images = bench.calibration((32, 32), count=4)  # letterboxed as the measured images
     assert images.shape == (4, 32, 32, 3) and images.dtype == np.uint8
 
