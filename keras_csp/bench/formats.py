@@ -98,7 +98,7 @@ def gpu_verdict(report):
     """
     check = getattr(report, "gpu_accelerator", None)
     if check is None:
-        return "n/a (not a .tflite file)", ""
+        return "n/a", ""  # the GPU engine runs .tflite files only
     if not check.get("started"):
         return f"did not start: {check.get('reason', '')}", ""
     if "error" in check:
