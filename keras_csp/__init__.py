@@ -14,23 +14,23 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "CSPDarknet53": "keras_csp.models",
-    "CSPDenseNet121": "keras_csp.models",
-    "CSPDenseNet201": "keras_csp.models",
+    "CSPDarknet53": "keras_csp.applications.functions",
+    "CSPDenseNet121": "keras_csp.applications.functions",
+    "CSPDenseNet201": "keras_csp.applications.functions",
     "CSPDetector": "keras_csp.detection",
-    "CSPPeleeNet": "keras_csp.models",
-    "CSPResNet10": "keras_csp.models",
-    "CSPResNet50": "keras_csp.models",
-    "CSPResNeXt50": "keras_csp.models",
-    "Darknet53": "keras_csp.models",
-    "DenseNet121": "keras_csp.models",
-    "DenseNet201": "keras_csp.models",
-    "PeleeNet": "keras_csp.models",
-    "ResNet10": "keras_csp.models",
-    "ResNet50": "keras_csp.models",
-    "ResNeXt50": "keras_csp.models",
+    "CSPPeleeNet": "keras_csp.applications.functions",
+    "CSPResNet10": "keras_csp.applications.functions",
+    "CSPResNet50": "keras_csp.applications.functions",
+    "CSPResNeXt50": "keras_csp.applications.functions",
+    "Darknet53": "keras_csp.applications.functions",
+    "DenseNet121": "keras_csp.applications.functions",
+    "DenseNet201": "keras_csp.applications.functions",
+    "PeleeNet": "keras_csp.applications.functions",
+    "ResNet10": "keras_csp.applications.functions",
+    "ResNet50": "keras_csp.applications.functions",
+    "ResNeXt50": "keras_csp.applications.functions",
     "benchmark": "keras_csp.bench",
-    "build_model": "keras_csp.models",
+    "build_model": "keras_csp.applications.factory",
     "decode_predictions": "keras_csp.preprocessing",
     "preprocess_input": "keras_csp.preprocessing",
     "frozen_function": "keras_csp.inference",
@@ -39,8 +39,8 @@ _EXPORTS = {
     "profile": "keras_csp.profiler",
 }
 _SUBMODULES = (
-    "bench", "data", "detection", "explore", "export", "layers", "lite", "models", "necks", "train",
-    "weights",
+    "applications", "bench", "data", "detection", "explore", "export", "layers", "lite", "models",
+    "necks", "train", "weights",
 )
 
 __getattr__, __dir__, __all__ = lazy_attributes(__name__, _EXPORTS, _SUBMODULES)

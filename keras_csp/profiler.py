@@ -125,7 +125,7 @@ def _with_fixed_input(model, input_shape):
 
 def _resolve(model, input_shape, build_kwargs):
     if isinstance(model, str):
-        from keras_csp.models.factory import build_model
+        from keras_csp.applications.factory import build_model
         from keras_csp.models.config import get_config
 
         size = get_config(model).default_size

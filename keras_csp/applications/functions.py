@@ -5,7 +5,7 @@ Each is a thin call of `build_model` with the architecture's name; what the arch
 """
 
 from keras_csp.images import DEFAULT_CROP_FRACTION
-from keras_csp.models.factory import build_model
+from keras_csp.applications.factory import build_model
 
 _ARGS = """
     Args:

@@ -8,7 +8,7 @@ import math
 import keras
 
 from keras_csp.models import config as model_config
-from keras_csp.models.factory import build_model
+from keras_csp.applications.factory import build_model
 from keras_csp.necks import NECK_LEVELS
 
 

@@ -4,7 +4,7 @@ import numpy as np
 
 from keras_csp.registry import CSP_FUSIONS
 
-# Family shown in the notebook -> (CSP model, its non-CSP baseline), names of keras_csp.models.
+# Family shown in the notebook -> (CSP model, its non-CSP baseline), names of keras_csp.applications.
 FAMILIES = {
     "ResNeXt": ("cspresnext50", "resnext50"),
     "Darknet": ("cspdarknet53", "darknet53"),

@@ -37,7 +37,7 @@ def measure_latency(model, input_size=None, runs=10, warmup=2, **build_kwargs):
     import tensorflow as tf
 
     if isinstance(model, str):
-        from keras_csp.models.factory import build_model
+        from keras_csp.applications.factory import build_model
         from keras_csp.models.config import get_config
 
         input_size = input_size or get_config(model).default_size

@@ -100,7 +100,7 @@ def load_or_build(spec, input_size=None, weights=None, classes=1000, argument="m
         from keras_csp.saving import load_model
 
         return load_model(path), path.stem
-    from keras_csp.models import build_model
+    from keras_csp.applications import build_model
     from keras_csp.models.config import ARCHITECTURES, get_config
 
     if spec.lower() not in ARCHITECTURES:

@@ -1,24 +1,7 @@
-"""Model configurations, the generic builder and the applications-style functions."""
+"""The architecture layer: every architecture as data (`config.py`) and the generic builder
+(`builder.py`, config -> graph, no weights). `build_model`, the applications-style functions and
+`load_model` are the layer above: `keras_csp.applications`."""
 
-from keras_csp.models.applications import (
-    ALL_APPLICATIONS,
-    APPLICATIONS,
-    EXTRA_APPLICATIONS,
-    CSPDarknet53,
-    CSPDenseNet121,
-    CSPDenseNet201,
-    CSPPeleeNet,
-    CSPResNet10,
-    CSPResNet50,
-    CSPResNeXt50,
-    Darknet53,
-    DenseNet121,
-    DenseNet201,
-    PeleeNet,
-    ResNet10,
-    ResNet50,
-    ResNeXt50,
-)
 from keras_csp.models.builder import pyramid_features
 from keras_csp.models.config import (
     MODEL_CONFIGS,
@@ -28,4 +11,3 @@ from keras_csp.models.config import (
     StemConfig,
     get_config,
 )
-from keras_csp.models.factory import build_model

@@ -1,6 +1,6 @@
 """One builder for every `ModelConfig`: the network's graph, with the `keras.applications` checks.
 
-Weights are not this module's business: `keras_csp.build_model` (models/factory.py, the layer above
+Weights are not this module's business: `keras_csp.build_model` (applications/factory.py, above
 `keras_csp.weights`) builds the network here and then loads them, so the weights package may use
 this builder without an import circle.
 
@@ -287,7 +287,7 @@ def build_network(
 ):
     """The network of a named architecture (or a `ModelConfig`), randomly initialized.
 
-    The graph alone: `keras_csp.build_model` (models/factory.py) calls this, then loads `weights`.
+    The graph alone: `build_model` (applications/factory.py) calls this, then loads `weights`.
     `weights` is only checked here against the input's channels (pretrained weights need RGB), so
     that a wrong input shape fails before anything is built. See `keras_csp.CSPResNeXt50` for the
     other arguments.

@@ -33,7 +33,7 @@ def check_csp_arguments(name, config, part_ratio, fusion):
 
 def build_classifier(model, classes, image_size, part_ratio=0.5, fusion="full", activation=None):
     """The classifier of a run: `build_model` with logits (activation None) or softmax."""
-    from keras_csp.models.factory import build_model
+    from keras_csp.applications.factory import build_model
 
     name, config = resolve_model_config(model)
     check_csp_arguments(name, config, part_ratio, fusion)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import keras_csp
-from keras_csp.models import APPLICATIONS
+from keras_csp.applications import APPLICATIONS
 
 # Trainable parameters with 1000 classes (timm `sum(p.numel())`), and Keras `count_params()`,
 # which also counts the BN moving statistics (`../shared/reference/architectures.md` §3.3, §10).

@@ -9,7 +9,7 @@ import pytest
 
 import keras_csp
 from keras_csp import cli
-from keras_csp.models import EXTRA_APPLICATIONS
+from keras_csp.applications import EXTRA_APPLICATIONS
 from keras_csp.models.config import get_config
 
 # Trainable parameters with 1000 classes, and Keras `count_params()` (with BN statistics):

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import keras_csp
-from keras_csp.models import APPLICATIONS
+from keras_csp.applications import APPLICATIONS
 
 
 def assert_same_outputs(a, b, x):

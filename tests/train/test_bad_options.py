@@ -84,7 +84,7 @@ def test_the_levels_listed_are_the_levels_built(name):
     # The allowed list comes from the configs, without building 16 models: it must agree with
     # the builder (a dense family taps before its pooling, the others after a strided stage).
     from keras_csp.detection.backbone import config_levels
-    from keras_csp.models.factory import build_model
+    from keras_csp.applications.factory import build_model
     from keras_csp.models.config import get_config
 
     built = build_model(name, include_top=False, weights=None, input_shape=(64, 64, 3))
