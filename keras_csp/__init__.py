@@ -34,7 +34,7 @@ _EXPORTS = {
     "decode_predictions": "keras_csp.preprocessing",
     "preprocess_input": "keras_csp.preprocessing",
     "frozen_function": "keras_csp.inference",
-    "load_model": "keras_csp.saving",
+    "load_model": "keras_csp.applications.saving",
     "optimize_for_inference": "keras_csp.inference",
     "profile": "keras_csp.profiler",
 }

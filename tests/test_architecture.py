@@ -26,8 +26,7 @@ LAYERS = (
     ("architectures", ("keras_csp.models", "keras_csp.necks",
                        "keras_csp.preprocessing", "keras_csp.inference")),
     ("weights", ("keras_csp.weights",)),
-    ("applications", ("keras_csp.applications", "keras_csp.profiler", "keras_csp.detection",
-                      "keras_csp.saving")),
+    ("applications", ("keras_csp.applications", "keras_csp.detection", "keras_csp.profiler")),
     ("export", ("keras_csp.export", "keras_csp.bench")),
     ("training", ("keras_csp.train",)),
     ("exploration", ("keras_csp.explore",)),
@@ -104,6 +103,19 @@ GRAPH = {module: imports_of(module) for module in MODULES}
 def test_every_module_has_a_layer():
     for module in MODULES:
         layer_of(module)
+
+
+def test_folders_show_the_layers():
+    """Every module of a folder (a subpackage; its `cli` and `__main__` entry points aside) is in
+    one layer, so that drawn as folders no import runs from a lower layer's folder to a higher
+    one's. The package's own top-level modules are each their own line of the table."""
+    layers = {}
+    for module in MODULES:
+        folder = module.rpartition(".")[0] if MODULES[module].name != "__init__.py" else module
+        if folder != "keras_csp" and layer_of(module) < ENTRY_POINT:
+            layers.setdefault(folder.split(".")[1], set()).add(LAYERS[layer_of(module)][0])
+    mixed = {folder: sorted(names) for folder, names in layers.items() if len(names) > 1}
+    assert not mixed, f"folders holding modules of more than one layer: {mixed}"
 
 
 def test_imports_go_down_the_layers():

@@ -16,6 +16,7 @@ _FUNCTIONS = (
 _EXPORTS = {
     **{name: "keras_csp.applications.functions" for name in _FUNCTIONS},
     "build_model": "keras_csp.applications.factory",
+    "load_model": "keras_csp.applications.saving",
 }
 
 __getattr__, __dir__, __all__ = lazy_attributes(__name__, _EXPORTS)

@@ -47,7 +47,7 @@ def load_or_train(model_dir, quick=False, names=TRAINED_MODEL_FILES, seed=0, ver
     better than chance) and `message` says so.
     """
     from keras_csp.data import SHAPES
-    from keras_csp.saving import load_model
+    from keras_csp.applications.saving import load_model
 
     folder = Path(model_dir) if model_dir else None
     problems = []

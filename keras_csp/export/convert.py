@@ -97,7 +97,7 @@ def load_or_build(spec, input_size=None, weights=None, classes=1000, argument="m
     if path.suffix == ".keras":
         if not path.is_file():
             raise ValueError(f"{argument}={spec!r} does not exist; allowed: a .keras file.")
-        from keras_csp.saving import load_model
+        from keras_csp.applications.saving import load_model
 
         return load_model(path), path.stem
     from keras_csp.applications import build_model

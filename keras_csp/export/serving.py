@@ -256,7 +256,7 @@ def resolve_model(model, argument="model"):
     if isinstance(model, (str, Path)) and Path(model).suffix == ".keras":
         if not Path(model).is_file():
             raise ValueError(f"{argument}={str(model)!r} does not exist; allowed: a .keras file.")
-        from keras_csp.saving import load_model
+        from keras_csp.applications.saving import load_model
 
         return load_model(model)
     raise ValueError(

@@ -91,7 +91,7 @@ def test_a_decompression_bomb_is_refused_before_it_is_read(keras_bytes, tmp_path
 
 def test_an_archive_larger_than_the_free_memory_is_refused(keras_bytes, tmp_path, monkeypatch):
     # The zip reading is real; only the machine's free memory is made smaller than the model.
-    from keras_csp import saving
+    from keras_csp.applications import saving
 
     (tmp_path / "m.keras").write_bytes(keras_bytes)
     monkeypatch.setattr(saving, "available_memory", lambda: 50_000)
