@@ -480,7 +480,7 @@ class CSPDetector(keras.Model):
         object.__setattr__(self, "_prediction_decoder", decoder)
         self.make_predict_function(force=True)
 
-    def decode_predictions(self, predictions, images):
+    def decode_boxes(self, predictions, images):
         """Raw head outputs -> keras-cv's `{"boxes", "classes", "confidence", "num_detections"}`."""
         images = ops.convert_to_tensor(images)
         height, width = self._image_size(images)
@@ -496,4 +496,4 @@ class CSPDetector(keras.Model):
 
     def predict_step(self, data):
         x, _, _ = keras.utils.unpack_x_y_sample_weight(self._unpack(data))
-        return self.decode_predictions(self(x, training=False), x)
+        return self.decode_boxes(self(x, training=False), x)

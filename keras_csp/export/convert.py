@@ -155,8 +155,8 @@ def saved_model(model, directory, *, input_size=None, decode=None, verbose=True)
         input_size: (height, width) or an int, for a model that takes any size; `None` keeps the
             model's own (a dynamic size stays dynamic).
         decode: for detectors, `decode(outputs, images) -> {"boxes", "scores", ...}` (TF ops),
-            run inside the exported function; automatic for models with a keras-cv style
-            `decode_predictions` (see `serving.py`).
+            run inside the exported function; automatic for detectors with a box decoding method
+            (`decode_boxes`, keras-cv's `decode_predictions`; see `serving.py`).
         verbose: print the report.
 
     Returns:

@@ -15,8 +15,9 @@ The head depends on what the model returns:
   padding. Before non-max suppression (TFLite, see `detector_decode`): `"boxes": (N, A, 4)` and
   `"scores": (N, A, classes)` per anchor, no "classes"; `keras_csp.lite` suppresses.
   `decode(outputs, images) -> dict` runs inside the exported function (TF ops are fine there;
-  `images` are the float pixels). A model with a keras-cv style `decode_predictions(predictions,
-  images)` method (`keras_csp.detection.CSPDetector`) gets one automatically (`detector_decode`).
+  `images` are the float pixels). A model with a box decoding method, `decode_boxes(predictions,
+  images)` (`keras_csp.detection.CSPDetector`) or keras-cv's `decode_predictions` (its detectors'),
+  gets one automatically (`detector_decode`).
 - backbone (anything else): the model's outputs by name (`P3`, `P4`, ... or `features`).
 
 The SavedModel's `serving_default` takes uint8 images; a TFLite model takes float32 pixel values
@@ -178,8 +179,18 @@ def output_kind(model, decode=None):
     return BACKBONE, None
 
 
+def box_decoder(model):
+    """A detector's own decoding of raw head outputs into suppressed boxes: CSPDetector's
+    `decode_boxes`, or `decode_predictions`, keras-cv's detectors' name for it (in keras_csp that
+    name is ImageNet label decoding's, `keras_csp.decode_predictions`); `None` for other models."""
+    for name in ("decode_boxes", "decode_predictions"):
+        if callable(getattr(model, name, None)):
+            return getattr(model, name)
+    return None
+
+
 def detector_decode(model, nms=True):
-    """`decode` for `keras_csp.detection.CSPDetector` (a keras-cv style `decode_predictions`).
+    """`decode` for `keras_csp.detection.CSPDetector` (or a detector with keras-cv's decoding).
 
     With `nms=True` (SavedModel) it is the model's own decoding with keras-cv's non-max
     suppression: `{"boxes" (N, K, 4) xyxy pixels, "scores" (N, K), "classes", "num_detections"}`.
@@ -190,7 +201,7 @@ def detector_decode(model, nms=True):
     """
 
     def decode_all(outputs, images):
-        result = model.decode_predictions(outputs, images)
+        result = box_decoder(model)(outputs, images)
         boxes = result["boxes"]
         box_format = getattr(model, "bounding_box_format", "xyxy")
         if box_format != "xyxy":
@@ -234,7 +245,7 @@ def build_serving(model, input_size=None, decode=None, require_static=False, nms
     check_functional(model)
     if decode is not None and not callable(decode):
         raise ValueError(f"decode={decode!r} is not callable; allowed: None or a function.")
-    if decode is None and callable(getattr(model, "decode_predictions", None)):
+    if decode is None and box_decoder(model) is not None:
         decode = detector_decode(model, nms=nms)
     size = resolve_input_size(model, input_size, require_static)
     kind, activation = output_kind(model, decode)

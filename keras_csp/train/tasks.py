@@ -235,15 +235,19 @@ def evaluate_detections(model, dataset, bounding_box_format,
                         confidence_threshold=COCO_SCORE_THRESHOLD):
     """`{"val_mAP", "val_mAP50"}` of a keras-cv-style detector on keras-cv batches.
 
-    The model's `decode_predictions` runs with its own suppression, except for the confidence
-    threshold: COCO's protocol keeps every box above `confidence_threshold` (0.001), so the metric
-    ranks all of a model's boxes rather than counting only those above its deployment threshold
+    The model's box decoding (`box_decoder`: `decode_boxes`, keras-cv's `decode_predictions`) runs
+    with its own suppression, except for the confidence threshold: COCO's protocol keeps every box
+    above `confidence_threshold` (0.001), so the metric ranks all of a model's boxes rather than
+    counting only those above its deployment threshold
     (keras-cv's BoxCOCOMetrics also leaves images without any box out of the evaluation, which a
     high threshold turns into a reward for finding nothing). The model is left as it was.
     """
     import keras_cv
     import tensorflow as tf
 
+    from keras_csp.export.serving import box_decoder
+
+    decode = box_decoder(model)
     deployed = model.prediction_decoder
     model.prediction_decoder = keras_cv.layers.NonMaxSuppression(
         bounding_box_format=deployed.bounding_box_format,
@@ -256,7 +260,7 @@ def evaluate_detections(model, dataset, bounding_box_format,
 
         @tf.function
         def predict(images):
-            return model.decode_predictions(model(images, training=False), images)
+            return decode(model(images, training=False), images)
 
         def pairs():
             for batch in dataset:

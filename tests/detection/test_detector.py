@@ -106,7 +106,8 @@ def test_predict_decodes_through_nms_into_the_keras_cv_dict(trained):
     assert out["num_detections"].sum() > 0
     # The same decoding, called directly on the raw head outputs (tensors in, as keras-cv needs).
     x = tf.constant(images[:4])
-    direct = model.decode_predictions(model(x, training=False), x)
+    direct = model.decode_boxes(model(x, training=False), x)
+    assert not hasattr(model, "decode_predictions")  # that name is ImageNet label decoding's
     np.testing.assert_allclose(np.asarray(direct["boxes"]), out["boxes"], atol=1e-4)
 
 
@@ -226,7 +227,7 @@ def test_image_size_of_a_free_size_detector_is_checked_when_decoding():
         model(x)
     raw = model(tf.random.uniform((1, 64, 64, 3)))
     with pytest.raises(ValueError, match=message):
-        model.decode_predictions(raw, x)
+        model.decode_boxes(raw, x)
 
 
 def test_unknown_names():
