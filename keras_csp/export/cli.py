@@ -13,6 +13,8 @@ import os
 import sys
 from pathlib import Path
 
+from keras_csp import registry
+
 COMMANDS = ("export", "predict", "evaluate")
 _ACCELERATOR_HELP = (
     "cpu (default), gpu (LiteRT's GPU accelerator; needs a Vulkan device) or auto (the GPU when "
@@ -62,10 +64,10 @@ def _add_export(subparsers):
     e.add_argument("--classes", type=int, default=1000, help="classes for an architecture name")
     e.add_argument("--resize", default="none",
                    help="fit --data images to the input: none (must match), crop or stretch")
-    e.add_argument("--no-gpu-substitutes", action="store_true",
-                   help="keep layers the GPU delegate cannot run instead of their equivalents")
-    e.add_argument("--no-widen-groups", action="store_true",
-                   help="keep grouped convolutions' groups as they are (see export/groups.py)")
+    for entry in (p for p in registry.EXPORT_PASSES.values() if p.switch):  # --no-widen-groups
+        e.add_argument(entry.flag, dest=entry.switch, default=entry.default,
+                       action="store_false" if entry.default else "store_true",
+                       help=f"tflite only: {'do not ' if entry.default else ''}{entry.help}")
     e.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
@@ -195,14 +197,12 @@ def _export(args):
             batch_size=args.batch_size,
             prune=args.prune,
             resize=args.resize,
-            gpu_substitutes=not args.no_gpu_substitutes,
-            widen_groups=not args.no_widen_groups,
             verbose=not args.json,
+            **{switch: getattr(args, switch) for switch in registry.export_switches()},
         )
     if args.json:
         print(report.to_json())
     return report
-
 
 
 # What the OS says when an export cannot be written (TensorFlow's SavedModel writer reports them

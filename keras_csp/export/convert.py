@@ -24,17 +24,18 @@ Quantization modes:
 `train_data`, then exports with any mode.
 
 `tflite()` in steps: check the arguments (`QuantizationOptions`, `quantization.py`), build the
-deploy model and read the calibration images, run the rewrite passes (`passes.py`: GPU
-equivalents, wider groups, int8 concatenation scales, fine-tuning), freeze and convert (for int8,
-once more if XNNPACK refuses a LeakyReLU), write the file, and report what it does (`verify.py`).
+deploy model and read the calibration images, run the rewrite passes (`passes.py`, in the
+order of `keras_csp.registry.EXPORT_PASSES`), freeze and convert (for int8, once more if XNNPACK
+refuses a LeakyReLU), write the file, and report what it does (`verify.py`).
 """
 
 import collections
+import textwrap
 
 import tensorflow as tf
 from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
-from keras_csp import files
+from keras_csp import files, registry
 from keras_csp.export import checksum, int8
 from keras_csp.export.passes import Plan, run_passes
 # QUANTIZE_MODES, IO_TYPES, check_choice (export/cli.py) and configure (benchmarks/detection.py)
@@ -266,10 +267,9 @@ def tflite(
     batch_size=8,
     prune=None,
     resize="none",
-    gpu_substitutes=True,
-    widen_groups=True,
     decode=None,
     verbose=True,
+    **switches,
 ):
     """Writes a `.tflite` file and returns (and prints) its `ExportReport`.
 
@@ -296,12 +296,11 @@ def tflite(
         prune: None, or the target sparsity of conv and dense kernels (0..1), via tfmot.
         resize: how folder images are fitted to the input size: "none" (must match), "crop",
             "stretch" (see `keras_csp.lite.load_image`).
-        gpu_substitutes: replace layers the GPU delegate cannot run by equivalents (reported).
-        widen_groups: give grouped convolutions with few channels per group block-diagonal
-            groups of 16+ channels, which XNNPACK runs faster (same outputs; see `groups.py`).
-            Not with quantize="qat" or `prune`, which train the weights.
         decode: for detectors, see `saved_model`.
         verbose: print the report.
+        **switches: the export passes' switches, each a bool (`keras_csp.registry.EXPORT_PASSES`;
+            any other keyword is an error):
+SWITCHES
     """
     options = QuantizationOptions(  # checks every quantization and fine-tuning argument
         quantize="none" if quantize is None else quantize, io=io,
@@ -309,6 +308,7 @@ def tflite(
         train_data=train_data, epochs=epochs, steps=steps, learning_rate=learning_rate,
         batch_size=batch_size, prune=prune, resize=resize,
     )
+    switches = registry.export_switches(switches)
     batch = check_batch(batch)
     path = files.check_output_path(path, "path", kind="file")
     serving = build_serving(
@@ -316,7 +316,7 @@ def tflite(
     )
     # Calibration images are read (and refused) before any rewriting or fine-tuning.
     samples, calibration_notes = calibration_samples(options, serving.input_size)
-    plan = Plan(options, serving, gpu_substitutes=gpu_substitutes, widen_groups=widen_groups)
+    plan = Plan(options, serving, switches)
     export_model, notes = run_passes(serving.deploy, plan)
     content, conversion_notes = _convert(export_model, plan, samples, batch)
     content = checksum.add_checksum(content)  # keras_csp.lite refuses the file if it changes
@@ -328,6 +328,14 @@ def tflite(
     if verbose:
         print(report.summary())
     return report
+
+
+# The switches' lines of the docstring, from the registry (a new pass's switch is documented here).
+tflite.__doc__ = tflite.__doc__.replace("SWITCHES", "\n".join(
+    textwrap.fill(f"{p.switch}={p.default}: {p.help}.", 100, initial_indent=" " * 12,
+                  subsequent_indent=" " * 16)
+    for p in registry.EXPORT_PASSES.values() if p.switch
+))
 
 
 def _convert(model, plan, samples, batch):
