@@ -13,6 +13,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from keras_csp.export import cli as export_cli  # imports no TensorFlow
 
+from keras_csp.lite import cli as lite_cli  # imports no TensorFlow
+
 from keras_csp.train import cli as train_cli  # imports no TensorFlow
 
 from keras_csp.data import cli as data_cli  # imports no TensorFlow
@@ -55,6 +57,7 @@ def _build_parser():
     if weights_cli is not None:
         weights_cli.add_parser(sub)
     export_cli.add_parser(sub)
+    lite_cli.add_parser(sub)
     bench_cli.add_parser(sub)
     return parser
 
@@ -118,6 +121,8 @@ def main(argv=None):
     try:
         if args.command in export_cli.COMMANDS:
             export_cli.run(args)
+        elif args.command in lite_cli.COMMANDS:
+            lite_cli.run(args)
         else:
             commands = {
                 "profile": _profile,

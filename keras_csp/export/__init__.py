@@ -8,8 +8,8 @@
     export.tflite(model, "m.tflite", quantize="qat", train_data=ds, prune=0.5)
 
 Each returns an `ExportReport` (size, ops, GPU-delegate verdict) and prints it. Names load lazily,
-so `keras_csp.export.cli` (and through it `keras-csp predict`) imports neither TensorFlow nor
-Keras; see `keras_csp.lite` for the on-device side.
+so `keras_csp.export.cli` (and through it `keras-csp --help`) imports neither TensorFlow nor
+Keras; see `keras_csp.lite` (and its commands, `keras_csp/lite/cli.py`) for the on-device side.
 """
 
 from keras_csp.lazy import lazy_attributes

@@ -1,12 +1,12 @@
 """`python -m keras_csp.lite predict|evaluate ...`: the same commands as `keras-csp`.
 
-An entry point (the top layer): the commands live in `keras_csp.export.cli`, whose `predict` and
-`evaluate` need only the runtime.
+An entry point (the top layer): the commands live in `keras_csp.lite.cli`, which needs only the
+runtime.
 """
 
 import sys
 
-from keras_csp.export import cli
+from keras_csp.lite import cli
 
 
 def main(argv=None):

@@ -1,4 +1,5 @@
-"""`keras-csp export | predict | evaluate` through the handlers' standalone `main`."""
+"""`keras-csp export | predict | evaluate` through the handlers' standalone `main`s
+(`keras_csp.export.cli`, `keras_csp.lite.cli`)."""
 
 import argparse
 import json
@@ -10,6 +11,7 @@ from export_helpers import SIZE, write_png
 
 from keras_csp import lite
 from keras_csp.export import cli
+from keras_csp.lite import cli as lite_cli
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +29,7 @@ def test_handlers_plug_into_any_parser():
     assert (args.command, args.model, args.quantize, args.format) == (
         "export", "m.keras", "fp16", "tflite"
     )
-    assert set(cli.COMMANDS) == {"export", "predict", "evaluate"}
+    assert set(cli.COMMANDS) == {"export"} and set(lite_cli.COMMANDS) == {"predict", "evaluate"}
 
 
 def test_export_tflite_prints_the_report(keras_file, tmp_path, capsys):
@@ -109,7 +111,7 @@ def test_predict_prints_the_top_classes(tflite_file, tmp_path, capsys):
                                             for y in range(SIZE)])
     labels = tmp_path / "labels.txt"
     labels.write_text("ant\nbee\ncat\ndog\nelk\n")
-    assert cli.main(["predict", str(tflite_file), str(image), "--labels", str(labels)]) == 0
+    assert lite_cli.main(["predict", str(tflite_file), str(image), "--labels", str(labels)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == str(image) and len(lines) == 6
     assert lines[1].lstrip().startswith("1. ") and lines[5].lstrip().startswith("5. ")
@@ -118,16 +120,17 @@ def test_predict_prints_the_top_classes(tflite_file, tmp_path, capsys):
 
 def test_predict_refuses_bad_images(tflite_file, tmp_path, capsys):
     big = write_png(tmp_path / "big.png", [[[0, 0, 0]] * 40] * 50)
-    assert cli.main(["predict", str(tflite_file), str(big)]) == 2
+    assert lite_cli.main(["predict", str(tflite_file), str(big)]) == 2
     assert "is 40x50; the model takes 32x32" in capsys.readouterr().err
-    assert cli.main(["predict", str(tflite_file), str(big), "--resize", "crop"]) == 0
+    assert lite_cli.main(["predict", str(tflite_file), str(big), "--resize", "crop"]) == 0
     capsys.readouterr()
-    assert cli.main(["predict", str(tflite_file), str(big), "--draw", str(tmp_path / "o.png")]) == 2
+    assert lite_cli.main(["predict", str(tflite_file), str(big),
+                          "--draw", str(tmp_path / "o.png")]) == 2
     assert "is a classifier; allowed: --draw with a detector model" in capsys.readouterr().err
 
 
 def test_evaluate_prints_top1(tflite_file, class_folder, capsys):
-    assert cli.main(["evaluate", str(tflite_file), "--data", str(class_folder), "--json"]) == 0
+    assert lite_cli.main(["evaluate", str(tflite_file), "--data", str(class_folder), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["count"] == 6 and result["classes"] == 3 and 0 <= result["top1"] <= 1
 
@@ -162,22 +165,22 @@ def test_predict_converts_like_training_and_skips_unreadable_files(tflite_file, 
         lite.load_image(folder / "f_text.png")
 
     # A folder is its images; the two unreadable ones are skipped, counted and named.
-    assert cli.main(["predict", str(tflite_file), str(folder), "--json"]) == 0
+    assert lite_cli.main(["predict", str(tflite_file), str(folder), "--json"]) == 0
     out = capsys.readouterr()
     results = json.loads(out.out)
     assert [Path(r["image"]).name for r in results if "top" in r] == [
         "a_rgb.png", "b_grey.png", "c_grey_alpha.png", "d_rgba.png", "e_grey16.png"
     ]
     assert [Path(r["image"]).name for r in results if "skipped" in r] == ["f_text.png", "g_cut.png"]
-    assert cli.main(["predict", str(tflite_file), str(folder / "f_text.png"),
+    assert lite_cli.main(["predict", str(tflite_file), str(folder / "f_text.png"),
                      str(folder / "a_rgb.png")]) == 0
     assert "1 unreadable image(s) skipped: " in capsys.readouterr().err
-    assert cli.main(["predict", str(tflite_file), str(folder / "f_text.png")]) == 2
+    assert lite_cli.main(["predict", str(tflite_file), str(folder / "f_text.png")]) == 2
     assert "none of the 1 image(s) could be decoded" in capsys.readouterr().err
-    assert cli.main(["predict", str(tflite_file), str(tmp_path / "nothing.png")]) == 2
+    assert lite_cli.main(["predict", str(tflite_file), str(tmp_path / "nothing.png")]) == 2
     assert "IMAGE=" in capsys.readouterr().err
     (tmp_path / "empty").mkdir()
-    assert cli.main(["predict", str(tflite_file), str(tmp_path / "empty")]) == 2
+    assert lite_cli.main(["predict", str(tflite_file), str(tmp_path / "empty")]) == 2
     assert "is a folder without images" in capsys.readouterr().err
 
 
@@ -187,11 +190,11 @@ def test_evaluate_skips_and_counts_unreadable_files(tflite_file, class_folder, t
     data = tmp_path / "data"
     shutil.copytree(class_folder, data)
     _mixed_folder(data / "ant")
-    assert cli.main(["evaluate", str(tflite_file), "--data", str(data), "--json"]) == 0
+    assert lite_cli.main(["evaluate", str(tflite_file), "--data", str(data), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["count"] == 6 + 5 and result["skipped"] == 2
     assert [Path(p).name for p in result["skipped_files"]] == ["f_text.png", "g_cut.png"]
-    assert cli.main(["evaluate", str(tflite_file), "--data", str(data)]) == 0
+    assert lite_cli.main(["evaluate", str(tflite_file), "--data", str(data)]) == 0
     assert "2 unreadable image(s) skipped" in capsys.readouterr().err
 
 
@@ -209,24 +212,25 @@ def test_load_image_sizes(tmp_path):
 def test_predict_and_evaluate_on_the_gpu_accelerator(tflite_file, class_folder, gpu_accelerator,
                                                      capsys):
     image = str(next(class_folder.glob("ant/*.png")))
-    assert cli.main(["predict", str(tflite_file), image, "--json"]) == 0
+    assert lite_cli.main(["predict", str(tflite_file), image, "--json"]) == 0
     on_cpu = json.loads(capsys.readouterr().out)
-    assert cli.main(["predict", str(tflite_file), image, "--json", "--accelerator", "gpu"]) == 0
+    assert lite_cli.main(["predict", str(tflite_file), image, "--json",
+                          "--accelerator", "gpu"]) == 0
     out = capsys.readouterr()
     assert "GPU accelerator (" in out.err and "whole graph" in out.err
     on_gpu = json.loads(out.out)
     assert [t["class"] for t in on_gpu[0]["top"]] == [t["class"] for t in on_cpu[0]["top"]]
     for a, b in zip(on_gpu[0]["top"], on_cpu[0]["top"]):
         assert a["probability"] == pytest.approx(b["probability"], abs=1e-5)
-    assert cli.main(["evaluate", str(tflite_file), "--data", str(class_folder),
+    assert lite_cli.main(["evaluate", str(tflite_file), "--data", str(class_folder),
                      "--accelerator", "auto"]) == 0
     assert "on the GPU" in capsys.readouterr().out
 
 
 def test_unknown_accelerator(tflite_file, class_folder, capsys):
-    assert cli.main(["predict", str(tflite_file), "x.png", "--accelerator", "tpu"]) == 2
+    assert lite_cli.main(["predict", str(tflite_file), "x.png", "--accelerator", "tpu"]) == 2
     assert ("--accelerator='tpu' does not exist; allowed: cpu, gpu, auto."
             in capsys.readouterr().err)
-    assert cli.main(["evaluate", str(tflite_file), "--data", str(class_folder),
+    assert lite_cli.main(["evaluate", str(tflite_file), "--data", str(class_folder),
                      "--accelerator", "GPU"]) == 2
     assert "--accelerator='GPU' does not exist" in capsys.readouterr().err

@@ -135,12 +135,12 @@ def test_predict_and_evaluate_commands(device_python, device_inputs):
     assert out.returncode == 0, out.stderr
     assert "2 box(es) with score > 0.0" in out.stdout and Path(draw).exists()
 
-    out = _run(python, "-m", "keras_csp.export.cli", "evaluate", device_inputs["float"],
+    out = _run(python, "-m", "keras_csp.lite", "evaluate", device_inputs["float"],
                "--data", device_inputs["folder"])
     assert out.returncode == 0 and "top-1" in out.stdout
     assert "on 6 images of 3 classes" in out.stdout
 
-    out = _run(python, "-m", "keras_csp.export.cli", "predict", device_inputs["truncated"],
+    out = _run(python, "-m", "keras_csp.lite", "predict", device_inputs["truncated"],
                device_inputs["images"][0])
     assert out.returncode == 2 and "is truncated or corrupt" in out.stderr
 
@@ -157,7 +157,7 @@ def test_gpu_accelerator_without_ai_edge_litert_says_what_is_missing(device_pyth
     name, python = device_python
     if name != "tflite":
         pytest.skip("only the tflite-runtime device lacks ai-edge-litert")
-    args = ["-m", "keras_csp.export.cli", "predict", device_inputs["float"],
+    args = ["-m", "keras_csp.lite", "predict", device_inputs["float"],
             device_inputs["images"][0], "--accelerator"]
     out = _run(python, *args, "gpu")
     assert out.returncode == 2, out.stderr

@@ -86,7 +86,7 @@ def test_headers_are_read_without_decoding(bomb, tmp_path):
 
 
 def test_predict_skips_and_counts_them_with_the_reason(artifacts, bomb, tmp_path, capsys):
-    from keras_csp.export import cli
+    from keras_csp.lite import cli
 
     folder = tmp_path / "images"
     _good(folder / "a.png")

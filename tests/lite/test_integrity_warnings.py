@@ -64,7 +64,7 @@ def test_an_exported_file_gets_no_warning_and_nan_outputs_get_one(artifacts):
 def test_predict_says_it_in_one_line(foreign_tflite, tmp_path, capsys):
     from PIL import Image
 
-    from keras_csp.export import cli
+    from keras_csp.lite import cli
 
     Image.new("RGB", (8, 8), (90, 120, 200)).save(tmp_path / "a.png")
     assert cli.main(["predict", str(foreign_tflite), str(tmp_path / "a.png")]) == 0

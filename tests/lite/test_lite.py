@@ -14,7 +14,7 @@ from keras_csp import lite
 def test_importing_lite_and_the_cli_loads_neither_tensorflow_nor_keras(artifacts):
     code = (
         "import sys, numpy as np\n"
-        "import keras_csp.lite as lite, keras_csp.export.cli\n"
+        "import keras_csp.lite as lite, keras_csp.lite.cli, keras_csp.export.cli\n"
         f"image = lite.load_image({str(artifacts['images'][0])!r}, size=(32, 32))\n"
         "lite.top_k(np.array([0.1, 0.7, 0.2]), 2)\n"
         "lite.verify_tflite_bytes(open(" + repr(str(artifacts["float"])) + ", 'rb').read())\n"
