@@ -1,5 +1,7 @@
-"""Mobile GPU: every family's fp32, fp16 and int8 export, and the detectors', runs whole on
-LiteRT's GPU accelerator and agrees with the CPU; the static checks pass too.
+"""Mobile GPU: every registered family's and neck's fp16 and int8 export runs whole on LiteRT's
+GPU accelerator and agrees with the CPU, the static checks pass too (fp32: the shared harness,
+tests/export/test_harness.py); what the export does for the GPU (the equivalents, the checks, the
+report without a GPU).
 
 The families are built from their own configs at depth 1 and a quarter of the width (the same
 layer and op types, converted in about a second), at 64x64; each is exported once per format by
@@ -14,94 +16,43 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from export_helpers import randomize_batchnorm, slim_config, tiny_classifier
+from export_helpers import (
+    assert_whole_on_the_gpu_and_agrees,
+    export_formats,
+    harness_family_model,
+    randomize_batchnorm,
+    tiny_classifier,
+    tiny_detector,
+)
 
 import keras_csp
-from keras_csp import export, lite
-from keras_csp.lite import gpu as lite_gpu
+from keras_csp import export, lite, registry
 from keras_csp.export import gpu
-from keras_csp.export.graph import layers_in_graph
-from keras_csp.export.twin import twin_entry
-from keras_csp.models.config import MODEL_CONFIGS, ModelConfig, StagesConfig, StemConfig
 
-FAMILIES = sorted(MODEL_CONFIGS)
-FORMATS = ("none", "fp16", "int8")
 SIZE = 64
+# The fp32 file of every registered family and neck is tests/export/test_harness.py's (with the
+# .keras file and the tf_keras twin); these are the quantized ones.
+QUANTIZED = ("fp16", "int8")
 
 
-def _calibration():
-    rng = np.random.default_rng(2)
-    return [rng.integers(0, 256, (2, SIZE, SIZE, 3), dtype=np.uint8) for _ in range(2)]
-
-
-def _export_all(model, folder, **kwargs):
-    """{format: ExportReport} of `model` exported once per format."""
-    return {
-        quantize: export.tflite(
-            model, folder / f"{quantize}.tflite", quantize=quantize, verbose=False,
-            representative_data=_calibration() if quantize == "int8" else None, **kwargs,
-        )
-        for quantize in FORMATS
-    }
-
-
-def _assert_whole_on_the_gpu_and_agrees(report):
-    check = report.gpu_accelerator
-    assert check["started"] and "error" not in check, check
-    assert report.inputs[0]["shape"][0] == 1  # every caller exports with the default batch
-    print(f"{report.path}: {check['summary']}; max difference {check['max_difference']}, "
-          f"steps {check['max_steps']}")
-    assert check["whole"] and check["cpu_ops"] == 0 and check["refused"] == [], check
-    assert check["ops"] == sum(report.ops.values())
-    # Float outputs within 1e-5 of max(1, |output|), int8 ones within 2 quantization steps of the
-    # output (see lite_gpu.FLOAT_TOLERANCE for the measurement behind the number).
-    assert check["agrees"], check
-    if report.quantize == "int8":
-        assert set(check["max_steps"]) == set(check["max_difference"])
-        assert max(check["max_steps"].values()) <= lite_gpu.INT8_STEPS
-    assert report.gpu_compatible
-    assert "GPU delegate: compatible (the accelerator run)" in report.summary()
-
-
-@pytest.mark.parametrize("family", FAMILIES)
-def test_family_runs_whole_on_the_gpu_in_fp32_fp16_and_int8(family, gpu_accelerator, tmp_path):
-    # Seeded: with the weights that the suite's earlier tests left the global RNG at, TF's XNNPACK
-    # could not prepare the reduced csppeleenet's int8 file at all (an open export bug, see the
-    # issue notes); the GPU check needs a file, so the weights are fixed.
-    keras.utils.set_random_seed(0)
-    model = randomize_batchnorm(
-        keras_csp.build_model(slim_config(family), input_shape=(SIZE, SIZE, 3), classes=10)
-    )
-    # The QAT/pruning twin knows every layer of the family too.
-    for layer in layers_in_graph(model):
-        twin_entry(layer)  # raises for a layer without a twin
-    for report in _export_all(model, tmp_path).values():
+@pytest.mark.parametrize("family", registry.MODEL_FAMILIES)
+def test_family_runs_whole_on_the_gpu_in_fp16_and_int8(family, gpu_accelerator, tmp_path):
+    # The same seeded model as the harness's (see there why seeded).
+    model = harness_family_model(family, SIZE)
+    for report in export_formats(model, tmp_path, SIZE, QUANTIZED).values():
         # The static checks agree (they are what the report falls back to).
         assert report.gpu_issues == [], report.gpu_issues
         assert report.analyzer_verdict.startswith("Your model looks compatible with GPU delegate")
         assert "=== TFLite ModelAnalyzer ===" in report.analyzer_output  # captured, not printed
-        assert report.ops.get("CONV_2D", 0) > 0
-        _assert_whole_on_the_gpu_and_agrees(report)
+        assert_whole_on_the_gpu_and_agrees(report)
 
 
-def _tiny_detector(neck):
-    from keras_csp.detection import CSPDetector
-
-    backbone = ModelConfig(
-        stem=StemConfig(filters=8, kernel_size=3, strides=2),
-        stages=StagesConfig(filters=(8, 16, 24, 32), depth=(1, 1, 1, 1), strides=2),
-        default_size=SIZE,
-    )
-    return CSPDetector(backbone=backbone, num_classes=3, input_shape=(SIZE, SIZE, 3), neck=neck,
-                       neck_filters=8, head_filters=8)
-
-
-@pytest.mark.parametrize("neck", ["efm", "panet", "bifpn"])
-def test_detector_runs_whole_on_the_gpu_in_fp32_fp16_and_int8(neck, gpu_accelerator, tmp_path):
+@pytest.mark.parametrize("neck", sorted(registry.NECKS))
+def test_detector_runs_whole_on_the_gpu_in_fp16_and_int8(neck, gpu_accelerator, tmp_path):
     # The default export (no batch argument): batch 1, what phones run.
-    for report in _export_all(_tiny_detector(neck), tmp_path).values():
+    for report in export_formats(tiny_detector(neck, SIZE), tmp_path, SIZE, QUANTIZED).values():
         assert report.kind == "detector" and report.inputs[0]["shape"][0] == 1
-        _assert_whole_on_the_gpu_and_agrees(report)
+        assert_whole_on_the_gpu_and_agrees(report)
 
 
 def test_a_dynamic_batch_detector_is_refused_with_the_batch_1_hint(gpu_accelerator, tmp_path):
@@ -109,7 +60,7 @@ def test_a_dynamic_batch_detector_is_refused_with_the_batch_1_hint(gpu_accelerat
     from keras_csp.lite.model import DYNAMIC_BATCH_GPU_HINT
 
     path = tmp_path / "dynamic.tflite"
-    report = export.tflite(_tiny_detector("efm"), path, batch="dynamic", verbose=False)
+    report = export.tflite(tiny_detector("efm", SIZE), path, batch="dynamic", verbose=False)
     assert report.inputs[0]["shape"][0] == -1 and not report.gpu_compatible
     assert SHAPE_OPS_HINT in report.notes
     # The engine says only "Failed to modify graph with delegate"; the error says why and what to
@@ -123,14 +74,14 @@ def test_a_dynamic_batch_detector_is_refused_with_the_batch_1_hint(gpu_accelerat
 @pytest.mark.skipif(
     not os.environ.get("KERAS_CSP_FULL_EXPORT_TESTS"), reason="set KERAS_CSP_FULL_EXPORT_TESTS=1"
 )
-@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("family", registry.MODEL_FAMILIES)
 def test_full_builder_runs_whole_on_the_gpu(family, gpu_accelerator, tmp_path):
     model = randomize_batchnorm(keras_csp.build_model(family, input_shape=(SIZE, SIZE, 3)))
-    for quantize, report in _export_all(model, tmp_path).items():
+    for quantize, report in export_formats(model, tmp_path, SIZE).items():
         print(f"{family} {quantize}: {report.size_bytes:,} bytes, {sum(report.ops.values())} ops, "
               f"compatible={report.gpu_compatible}: {report.analyzer_verdict}")
         assert not report.gpu_issues, report.summary()
-        _assert_whole_on_the_gpu_and_agrees(report)
+        assert_whole_on_the_gpu_and_agrees(report)
 
 
 def test_an_incompatible_activation_gets_its_equivalent(tiny_config, tmp_path, pixels):
