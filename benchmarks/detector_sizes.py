@@ -131,23 +131,26 @@ def run_size(args, size):
 
 
 def table(results):
-    lines = ["| size | format | file | mAP | mAP50 | mAP50 - Keras | median ms (p90) | "
-             "int8 speed-up vs fp32 | load (1 min, start/end) |", "|---" * 9 + "|"]
+    lines = ["| size | format | file | mAP | mAP50 | mAP - Keras | mAP50 - Keras | median ms (p90) "
+             "| int8 speed-up vs fp32 | load (1 min, start/end) |", "|---" * 10 + "|"]
     for size, result in results:
         rows = {row["format"]: row for row in result["rows"]}
-        fp32, int8 = rows.get("tflite_fp32"), rows.get("tflite_int8")
+        fp32, int8, keras = (rows.get(name) for name in ("tflite_fp32", "tflite_int8", "keras"))
         speedup = (f"{fp32['latency']['ms'] / int8['latency']['ms']:.2f}x"
                    if fp32 and int8 and fp32.get("latency") and int8.get("latency") else "-")
         load = result.get("load_average_1min", {})
         for row in result["rows"]:
             if row.get("error"):
-                lines.append(f"| {size} | {row['label']} | - | error: {row['error']} |||||||")
+                lines.append(f"| {size} | {row['label']} | - | error: {row['error']} ||||||||")
                 continue
             latency = row["latency"]
+            map_diff = row["mAP"] - keras["mAP"] if keras and not keras.get("error") else None
             lines.append(
-                f"| {size} | {row['label']} | {row['size_bytes'] / 1e6:.2f} MB | {row['mAP']:.4f} "
-                f"| {row['mAP50']:.4f} | {row['difference']:+.4f} | {latency['ms']:.2f} "
-                f"({latency['p90_ms']:.2f}) | {speedup if row['format'] == 'tflite_int8' else ''} "
+                f"| {size} | {row['label']} | {row['size_bytes'] / 2**20:.2f} MiB "
+                f"| {row['mAP']:.4f} | {row['mAP50']:.4f} "
+                f"| {'-' if map_diff is None else f'{map_diff:+.4f}'} | {row['difference']:+.4f} "
+                f"| {latency['ms']:.2f} ({latency['p90_ms']:.2f}) "
+                f"| {speedup if row['format'] == 'tflite_int8' else ''} "
                 f"| {load.get('start', '-')}/{load.get('end', '-')} |")
     return "\n".join(lines)
 
