@@ -1,0 +1,153 @@
+"""One table from several `benchmarks.detection` runs (run by hand, never in CI).
+
+On 2 cores two single-core runs side by side (`taskset -c 0 ...` and `taskset -c 1 ...`, each
+with its own `--out`) train more images per second than one run on both cores; this puts their
+rows back into one table, with the targets recomputed over all of them:
+
+    python -m benchmarks.detection_merge results-n results-peers results-default \\
+        --recipe results-ema results-hsv --out results-23
+
+A folder given under `--recipe` holds a recipe run (`--set KEY=VALUE` on a CSP row): its rows are
+renamed `ROW [KEY=VALUE ...]` so that they sit beside the baseline row without replacing it, and
+they count for no target. Writes `detection.json` (every row, each folder's command), `detection.md`
+(the table, the targets, and per recipe row its mAP against the baseline row's) and `detection.png`
+(mAP against GFLOPs, the bars spanning the seeds).
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from benchmarks.detection import table, targets
+from benchmarks.detection_seeds import mean_and_spread
+from benchmarks.detection_ultralytics import ULTRALYTICS_ROWS
+
+
+def read_run(folder):
+    """`FOLDER/detection.json` as written by `benchmarks.detection`, or a ValueError naming it."""
+    path = Path(folder) / "detection.json"
+    try:
+        result = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{path}: not a benchmarks.detection result ({e}).") from None
+    if not isinstance(result, dict) or not isinstance(result.get("rows"), list):
+        raise ValueError(f"{path}: not a benchmarks.detection result (no 'rows' list).")
+    return result
+
+
+def recipe_label(result):
+    """`"ema=True aug_hsv=True"`: the run's `--set` overrides, or `""`."""
+    return " ".join(result.get("args", {}).get("set") or [])
+
+
+def merge(baselines, recipes=()):
+    """Results of `read_run` -> one result: rows of every baseline run, then the recipe rows
+    renamed `ROW [overrides]`; `args` of the first baseline (size, epochs, ... must agree)."""
+    if not baselines:
+        raise ValueError("baselines=[] is not allowed; allowed: at least one result folder.")
+    budget = ("size", "train", "val", "epochs", "batch", "difficulty", "data_seed", "seeds")
+    first = baselines[0]["args"]
+    rows, commands = [], []
+    for result in list(baselines) + list(recipes):
+        differs = {k: result["args"].get(k) for k in budget
+                   if result["args"].get(k) != first.get(k)}
+        if differs:
+            raise ValueError(f"{result['command']!r} differs from {baselines[0]['command']!r} "
+                             f"in {differs}; allowed: runs of one budget ({', '.join(budget)}).")
+        commands.append(result["command"])
+        label = recipe_label(result) if any(result is r for r in recipes) else ""
+        for row in result["rows"]:
+            row = dict(row)
+            if label:
+                row["baseline"], row["row"] = row["row"], f"{row['row']} [{label}]"
+                row["recipe"] = f"{row['recipe']} + {label}"
+            rows.append(row)
+    names = [r["row"] for r in rows]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"rows {repeated} appear in more than one folder; allowed: each once.")
+    merged = {"date": max(r["date"] for r in list(baselines) + list(recipes)),
+              "command": " ; ".join(commands), "commands": commands, "complete": True,
+              "args": first, "rows": rows}
+    merged["targets"] = targets({**merged, "rows": [r for r in rows if "baseline" not in r]})
+    return merged
+
+
+def recipe_lines(merged):
+    """Per recipe row: its mAP and mAP50 against its baseline row's, as markdown list items."""
+    by_name = {r["row"]: r for r in merged["rows"]}
+    lines = []
+    for r in merged["rows"]:
+        base = by_name.get(r.get("baseline"))
+        if not base or r.get("keras_mAP") is None or base.get("keras_mAP") is None:
+            continue
+        delta = r["keras_mAP"] - base["keras_mAP"]
+        lines.append(f"- {r['row']}: mAP {mean_and_spread(r, 'keras_mAP')} vs "
+                     f"{mean_and_spread(base, 'keras_mAP')} ({delta * 100:+.1f} points), mAP50 "
+                     f"{mean_and_spread(r, 'keras_mAP50')} vs "
+                     f"{mean_and_spread(base, 'keras_mAP50')}")
+    return lines
+
+
+def markdown(merged):
+    verdicts = "\n".join(f"- {what}: **{verdict}** ({numbers})"
+                         for what, verdict, numbers in merged["targets"])
+    recipes = "\n".join(recipe_lines(merged))
+    commands = "\n".join(f"    {c}" for c in merged["commands"])
+    text = (f"{merged['date']}, merged from:\n\n{commands}\n\n{table(merged)}\n\n{verdicts}\n")
+    return text + (f"\nRecipe rows against their baseline:\n\n{recipes}\n" if recipes else "")
+
+
+def plot(merged, path):
+    """mAP (0.5:0.95) against GFLOPs, one point per row, the bar spanning its seeds."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7.5, 4.5))
+    ax = fig.subplots()
+    for r in merged["rows"]:
+        x, y = r.get("bflops"), r.get("keras_mAP")
+        if x is None or y is None:
+            continue
+        peer = r["row"] in ULTRALYTICS_ROWS
+        spread = (r.get("spread") or {}).get("keras_mAP") or 0.0
+        ax.errorbar([x], [y], yerr=[spread], fmt="o", capsize=3,
+                    color="tab:red" if peer else "tab:gray" if "baseline" in r else "tab:blue")
+        ax.annotate(r["row"], (x, y), textcoords="offset points", xytext=(5, 3), fontsize=7)
+    args = merged["args"]
+    ax.set_xlabel(f"GFLOPs at {args['size']}x{args['size']} (2 per multiply-add)")
+    ax.set_ylabel("val mAP 0.5:0.95 (mean of seeds)")
+    ax.set_title(f"{args['train']} images x {args['epochs']} epochs, seeds {args['seeds']}",
+                 fontsize=9)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folders", nargs="+", help="--out folders of benchmarks.detection runs")
+    parser.add_argument("--recipe", nargs="*", default=[],
+                        help="--out folders of recipe runs (rows with --set overrides)")
+    parser.add_argument("--out", required=True, help="folder of the merged files")
+    args = parser.parse_args(argv)
+    try:
+        merged = merge([read_run(f) for f in args.folders], [read_run(f) for f in args.recipe])
+    except ValueError as e:
+        parser.exit(2, f"detection_merge: error: {e}\n")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    merged["markdown"] = markdown(merged)
+    (out / "detection.json").write_text(json.dumps(merged, indent=1, default=str))
+    (out / "detection.md").write_text(merged["markdown"])
+    plot(merged, out / "detection.png")
+    print(merged["markdown"])
+    return merged
+
+
+if __name__ == "__main__":
+    sys.exit(0 if main() else 1)
