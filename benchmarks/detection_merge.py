@@ -7,6 +7,9 @@ rows back into one table, with the targets recomputed over all of them:
     python -m benchmarks.detection_merge results-n results-peers results-default \\
         --recipe results-ema results-hsv --out results-23
 
+A row found in several folders with different seeds (`--seeds 0,1` in one run, `--seeds 2,3` in
+another) becomes one row over all its seeds; a seed found twice is refused.
+
 A folder given under `--recipe` holds a recipe run (`--set KEY=VALUE` on a CSP row): its rows are
 renamed `ROW [KEY=VALUE ...]` so that they sit beside the baseline row without replacing it, and
 they count for no target. Writes `detection.json` (every row, each folder's command), `detection.md`
@@ -20,7 +23,7 @@ import sys
 from pathlib import Path
 
 from benchmarks.detection import table, targets
-from benchmarks.detection_seeds import mean_and_spread
+from benchmarks.detection_seeds import combine, mean_and_spread
 from benchmarks.detection_ultralytics import ULTRALYTICS_ROWS
 
 
@@ -41,14 +44,32 @@ def recipe_label(result):
     return " ".join(result.get("args", {}).get("set") or [])
 
 
+def seed_records(row):
+    """A combined row back into its per-seed records (each with the row's other properties)."""
+    props = {k: v for k, v in row.items() if k not in ("seeds", "spread", "seed_count")}
+    return [{**props, **seed} for seed in row.get("seeds") or [row]]
+
+
+def join_seeds(rows):
+    """Rows of one name from several runs -> one row over all their seeds (first run's first)."""
+    records = [record for row in rows for record in seed_records(row)]
+    seeds = [r.get("seed") for r in records]
+    repeated = sorted({s for s in seeds if seeds.count(s) > 1}, key=str)
+    if repeated:
+        raise ValueError(f"row {rows[0]['row']!r} has seeds {repeated} in more than one folder; "
+                         "allowed: each seed of a row once.")
+    return combine(records)
+
+
 def merge(baselines, recipes=()):
     """Results of `read_run` -> one result: rows of every baseline run, then the recipe rows
-    renamed `ROW [overrides]`; `args` of the first baseline (size, epochs, ... must agree)."""
+    renamed `ROW [overrides]`, a row of several runs joined over their seeds; `args` of the first
+    baseline (size, epochs, ... must agree; seeds may differ)."""
     if not baselines:
         raise ValueError("baselines=[] is not allowed; allowed: at least one result folder.")
-    budget = ("size", "train", "val", "epochs", "batch", "difficulty", "data_seed", "seeds")
+    budget = ("size", "train", "val", "epochs", "batch", "difficulty", "data_seed")
     first = baselines[0]["args"]
-    rows, commands = [], []
+    by_name, commands = {}, []
     for result in list(baselines) + list(recipes):
         differs = {k: result["args"].get(k) for k in budget
                    if result["args"].get(k) != first.get(k)}
@@ -62,11 +83,8 @@ def merge(baselines, recipes=()):
             if label:
                 row["baseline"], row["row"] = row["row"], f"{row['row']} [{label}]"
                 row["recipe"] = f"{row['recipe']} + {label}"
-            rows.append(row)
-    names = [r["row"] for r in rows]
-    repeated = sorted({n for n in names if names.count(n) > 1})
-    if repeated:
-        raise ValueError(f"rows {repeated} appear in more than one folder; allowed: each once.")
+            by_name.setdefault(row["row"], []).append(row)
+    rows = [group[0] if len(group) == 1 else join_seeds(group) for group in by_name.values()]
     merged = {"date": max(r["date"] for r in list(baselines) + list(recipes)),
               "command": " ; ".join(commands), "commands": commands, "complete": True,
               "args": first, "rows": rows}
@@ -120,8 +138,9 @@ def plot(merged, path):
     args = merged["args"]
     ax.set_xlabel(f"GFLOPs at {args['size']}x{args['size']} (2 per multiply-add)")
     ax.set_ylabel("val mAP 0.5:0.95 (mean of seeds)")
-    ax.set_title(f"{args['train']} images x {args['epochs']} epochs, seeds {args['seeds']}",
-                 fontsize=9)
+    seeds = sorted({r.get("seed_count") or 1 for r in merged["rows"]})
+    ax.set_title(f"{args['train']} images x {args['epochs']} epochs, "
+                 f"{' or '.join(map(str, seeds))} seeds per row", fontsize=9)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

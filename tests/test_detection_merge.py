@@ -55,13 +55,26 @@ def test_merge_recomputes_targets_and_places_recipe_rows(tmp_path):
     assert json.loads((out / "detection.json").read_text())["commands"][1].endswith("peers")
 
 
-def test_merge_refuses_other_budgets_and_repeated_rows(tmp_path):
+def test_merge_joins_a_rows_seeds_from_several_runs(tmp_path):
+    a = write_run(tmp_path / "a", [[record("efm-sam-n", 0, 0.20, 0.30, 0.303),
+                                    record("efm-sam-n", 1, 0.18, 0.28, 0.303)]])
+    b = write_run(tmp_path / "b", [[record("efm-sam-n", 2, 0.24, 0.34, 0.303),
+                                    record("efm-sam-n", 3, 0.22, 0.32, 0.303)]], seeds=[2, 3])
+    merged = detection_merge.merge([detection_merge.read_run(a), detection_merge.read_run(b)])
+    (row,) = merged["rows"]
+    assert [s["seed"] for s in row["seeds"]] == [0, 1, 2, 3] and row["seed_count"] == 4
+    assert row["keras_mAP"] == pytest.approx(0.21)
+    assert row["spread"]["keras_mAP"] == pytest.approx(0.03)
+    assert detection_seeds.mean_and_spread(row, "keras_mAP") == "0.210 ± 0.030"
+
+
+def test_merge_refuses_other_budgets_and_repeated_seeds(tmp_path):
     a = write_run(tmp_path / "a", [[record("efm-sam-n", 0, 0.2, 0.3, 0.303)]])
     b = write_run(tmp_path / "b", [[record("yolov8n", 0, 0.1, 0.2, 0.328)]], epochs=6)
     c = write_run(tmp_path / "c", [[record("efm-sam-n", 0, 0.2, 0.3, 0.303)]])
     with pytest.raises(ValueError, match=r"differs .* in \{'epochs': 6\}"):
         detection_merge.merge([detection_merge.read_run(a), detection_merge.read_run(b)])
-    with pytest.raises(ValueError, match=r"rows \['efm-sam-n'\] appear in more than one folder"):
+    with pytest.raises(ValueError, match=r"row 'efm-sam-n' has seeds \[0\] in more than one"):
         detection_merge.merge([detection_merge.read_run(a), detection_merge.read_run(c)])
     with pytest.raises(ValueError, match="not a benchmarks.detection result"):
         detection_merge.read_run(tmp_path / "missing")
