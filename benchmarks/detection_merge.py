@@ -13,8 +13,8 @@ another) becomes one row over all its seeds; a seed found twice is refused.
 A folder given under `--recipe` holds a recipe run (`--set KEY=VALUE` on a CSP row): its rows are
 renamed `ROW [KEY=VALUE ...]` so that they sit beside the baseline row without replacing it, and
 they count for no target. Writes `detection.json` (every row, each folder's command), `detection.md`
-(the table, the targets, and per recipe row its mAP against the baseline row's) and `detection.png`
-(mAP against GFLOPs, the bars spanning the seeds).
+(the table, the targets, and per recipe row its mAP against the baseline row's on the same seeds)
+and `detection.png` (mAP against GFLOPs, the bars spanning the seeds).
 """
 
 import argparse
@@ -92,19 +92,30 @@ def merge(baselines, recipes=()):
     return merged
 
 
+def same_seeds(base, row):
+    """The baseline row over the recipe row's seeds only (all of its seeds if it lacks some), so
+    that a two-seed recipe run is compared with the same two seeds of a four-seed baseline."""
+    wanted = [s.get("seed") for s in row.get("seeds") or [row]]
+    records = [r for r in seed_records(base) if r.get("seed") in wanted]
+    return combine(records) if len(records) == len(wanted) else base
+
+
 def recipe_lines(merged):
-    """Per recipe row: its mAP and mAP50 against its baseline row's, as markdown list items."""
+    """Per recipe row: its mAP and mAP50 against its baseline row's on the same seeds, as markdown
+    list items."""
     by_name = {r["row"]: r for r in merged["rows"]}
     lines = []
     for r in merged["rows"]:
         base = by_name.get(r.get("baseline"))
         if not base or r.get("keras_mAP") is None or base.get("keras_mAP") is None:
             continue
+        base = same_seeds(base, r)
+        seeds = ",".join(str(s.get("seed")) for s in base.get("seeds") or [base])
         delta = r["keras_mAP"] - base["keras_mAP"]
         lines.append(f"- {r['row']}: mAP {mean_and_spread(r, 'keras_mAP')} vs "
                      f"{mean_and_spread(base, 'keras_mAP')} ({delta * 100:+.1f} points), mAP50 "
                      f"{mean_and_spread(r, 'keras_mAP50')} vs "
-                     f"{mean_and_spread(base, 'keras_mAP50')}")
+                     f"{mean_and_spread(base, 'keras_mAP50')}; seeds {seeds}")
     return lines
 
 

@@ -51,6 +51,7 @@ def test_merge_recomputes_targets_and_places_recipe_rows(tmp_path):
     text = (out / "detection.md").read_text()
     assert "mAP 0.190 ± 0.010 vs 0.190" not in text
     assert "- efm-sam-n [ema=True]: mAP 0.220 ± 0.010 vs 0.190 ± 0.010 (+3.0 points)" in text
+    assert "mAP50 0.320 ± 0.010 vs 0.290 ± 0.010; seeds 0,1" in text
     assert (out / "detection.png").stat().st_size > 0
     assert json.loads((out / "detection.json").read_text())["commands"][1].endswith("peers")
 
@@ -66,6 +67,16 @@ def test_merge_joins_a_rows_seeds_from_several_runs(tmp_path):
     assert row["keras_mAP"] == pytest.approx(0.21)
     assert row["spread"]["keras_mAP"] == pytest.approx(0.03)
     assert detection_seeds.mean_and_spread(row, "keras_mAP") == "0.210 ± 0.030"
+    # a recipe run of seeds 2 and 3 is compared with the baseline's seeds 2 and 3 only
+    hsv = write_run(tmp_path / "hsv", [[record("efm-sam-n", 2, 0.21, 0.31, 0.303),
+                                        record("efm-sam-n", 3, 0.21, 0.31, 0.303)]],
+                    seeds=[2, 3], set=["aug_hsv=True"])
+    merged = detection_merge.merge([detection_merge.read_run(a), detection_merge.read_run(b)],
+                                   [detection_merge.read_run(hsv)])
+    (line,) = detection_merge.recipe_lines(merged)
+    assert line.startswith("- efm-sam-n [aug_hsv=True]: mAP 0.210 ± 0.000 vs 0.230 ± 0.010 (-2.0 "
+                           "points)")
+    assert line.endswith("; seeds 2,3")
 
 
 def test_merge_refuses_other_budgets_and_repeated_seeds(tmp_path):
