@@ -14,7 +14,8 @@ A folder given under `--recipe` holds a recipe run (`--set KEY=VALUE` on a CSP r
 renamed `ROW [KEY=VALUE ...]` so that they sit beside the baseline row without replacing it, and
 they count for no target. Writes `detection.json` (every row, each folder's command), `detection.md`
 (the table, the targets, and per recipe row its mAP against the baseline row's on the same seeds)
-and `detection.png` (mAP against GFLOPs, the bars spanning the seeds).
+and `detection.png` (mAP against GFLOPs, the bars spanning the seeds; beside it each recipe
+row's difference from its baseline).
 """
 
 import argparse
@@ -128,31 +129,69 @@ def markdown(merged):
     return text + (f"\nRecipe rows against their baseline:\n\n{recipes}\n" if recipes else "")
 
 
+def recipe_differences(merged):
+    """Per recipe row: (name, [its mAP minus its baseline's, seed by seed]) for the seeds both
+    have; the order of `merged["rows"]`."""
+    by_name = {r["row"]: r for r in merged["rows"]}
+    found = []
+    for r in merged["rows"]:
+        base = by_name.get(r.get("baseline"))
+        if not base:
+            continue
+        base_by_seed = {s.get("seed"): s.get("keras_mAP") for s in seed_records(base)}
+        diffs = [s["keras_mAP"] - base_by_seed[s.get("seed")] for s in seed_records(r)
+                 if s.get("keras_mAP") is not None
+                 and base_by_seed.get(s.get("seed")) is not None]
+        if diffs:
+            found.append((r["row"], diffs))
+    return found
+
+
 def plot(merged, path):
-    """mAP (0.5:0.95) against GFLOPs, one point per row, the bar spanning its seeds."""
+    """Left: mAP (0.5:0.95) against GFLOPs, one point per row that is not a recipe row, the bar
+    spanning its seeds. Right, when there are recipe rows: each one's mAP minus its baseline's on
+    the same seed, the bar at the mean and the whiskers spanning the seeds."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(7.5, 4.5))
-    ax = fig.subplots()
-    for r in merged["rows"]:
+    differences = recipe_differences(merged)
+    fig = Figure(figsize=(12.5 if differences else 7.5, 5.0))
+    axes = fig.subplots(1, 2 if differences else 1, squeeze=False)[0]
+    ax = axes[0]
+    rows = [r for r in merged["rows"] if "baseline" not in r]
+    for r in rows:
         x, y = r.get("bflops"), r.get("keras_mAP")
         if x is None or y is None:
             continue
         peer = r["row"] in ULTRALYTICS_ROWS
         spread = (r.get("spread") or {}).get("keras_mAP") or 0.0
         ax.errorbar([x], [y], yerr=[spread], fmt="o", capsize=3,
-                    color="tab:red" if peer else "tab:gray" if "baseline" in r else "tab:blue")
-        ax.annotate(r["row"], (x, y), textcoords="offset points", xytext=(5, 3), fontsize=7)
+                    color="tab:red" if peer else "tab:blue")
+        ax.annotate(f"{r['row']} ({r.get('seed_count') or 1} seeds)", (x, y),
+                    textcoords="offset points", xytext=(5, 3), fontsize=7)
     args = merged["args"]
     ax.set_xlabel(f"GFLOPs at {args['size']}x{args['size']} (2 per multiply-add)")
     ax.set_ylabel("val mAP 0.5:0.95 (mean of seeds)")
-    seeds = sorted({r.get("seed_count") or 1 for r in merged["rows"]})
-    ax.set_title(f"{args['train']} images x {args['epochs']} epochs, "
-                 f"{' or '.join(map(str, seeds))} seeds per row", fontsize=9)
+    ax.set_title(f"{args['train']} images x {args['epochs']} epochs, red: ultralytics",
+                 fontsize=9)
     ax.grid(alpha=0.3)
+    if differences:
+        ax = axes[1]
+        ys = range(len(differences))
+        means = [100 * sum(d) / len(d) for _, d in differences]
+        low = [m - 100 * min(d) for m, (_, d) in zip(means, differences)]
+        high = [100 * max(d) - m for m, (_, d) in zip(means, differences)]
+        ax.barh(list(ys), means, xerr=[low, high], capsize=3,
+                color=["tab:green" if m > 0 else "tab:gray" for m in means])
+        labels = [name.split(" [", 1)[-1].rstrip("]").replace(" ", "\n") for name, _ in differences]
+        ax.set_yticks(list(ys), labels, fontsize=7)
+        ax.invert_yaxis()
+        ax.axvline(0, color="black", linewidth=0.8)
+        ax.set_xlabel("mAP points against the baseline on the same seeds")
+        ax.set_title("the recipe, one change at a time (whiskers: the seeds)", fontsize=9)
+        ax.grid(alpha=0.3, axis="x")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     return path
