@@ -83,6 +83,7 @@ def merge(baselines, recipes=()):
             row = dict(row)
             if label:
                 row["baseline"], row["row"] = row["row"], f"{row['row']} [{label}]"
+                row["change"] = label
                 row["recipe"] = f"{row['recipe']} + {label}"
             by_name.setdefault(row["row"], []).append(row)
     rows = [group[0] if len(group) == 1 else join_seeds(group) for group in by_name.values()]
@@ -93,10 +94,17 @@ def merge(baselines, recipes=()):
     return merged
 
 
+def recipe_pairs(merged):
+    """(recipe row, its baseline row) for every recipe row whose baseline is in `merged`."""
+    by_name = {r["row"]: r for r in merged["rows"]}
+    return [(r, by_name[r["baseline"]]) for r in merged["rows"]
+            if r.get("baseline") in by_name]
+
+
 def same_seeds(base, row):
     """The baseline row over the recipe row's seeds only (all of its seeds if it lacks some), so
     that a two-seed recipe run is compared with the same two seeds of a four-seed baseline."""
-    wanted = [s.get("seed") for s in row.get("seeds") or [row]]
+    wanted = [r.get("seed") for r in seed_records(row)]
     records = [r for r in seed_records(base) if r.get("seed") in wanted]
     return combine(records) if len(records) == len(wanted) else base
 
@@ -104,11 +112,9 @@ def same_seeds(base, row):
 def recipe_lines(merged):
     """Per recipe row: its mAP and mAP50 against its baseline row's on the same seeds, as markdown
     list items."""
-    by_name = {r["row"]: r for r in merged["rows"]}
     lines = []
-    for r in merged["rows"]:
-        base = by_name.get(r.get("baseline"))
-        if not base or r.get("keras_mAP") is None or base.get("keras_mAP") is None:
+    for r, base in recipe_pairs(merged):
+        if r.get("keras_mAP") is None or base.get("keras_mAP") is None:
             continue
         base = same_seeds(base, r)
         seeds = ",".join(str(s.get("seed")) for s in base.get("seeds") or [base])
@@ -130,20 +136,16 @@ def markdown(merged):
 
 
 def recipe_differences(merged):
-    """Per recipe row: (name, [its mAP minus its baseline's, seed by seed]) for the seeds both
-    have; the order of `merged["rows"]`."""
-    by_name = {r["row"]: r for r in merged["rows"]}
+    """Per recipe row: (its change, [its mAP minus its baseline's, seed by seed]) for the seeds
+    both have; the order of `merged["rows"]`."""
     found = []
-    for r in merged["rows"]:
-        base = by_name.get(r.get("baseline"))
-        if not base:
-            continue
+    for r, base in recipe_pairs(merged):
         base_by_seed = {s.get("seed"): s.get("keras_mAP") for s in seed_records(base)}
         diffs = [s["keras_mAP"] - base_by_seed[s.get("seed")] for s in seed_records(r)
                  if s.get("keras_mAP") is not None
                  and base_by_seed.get(s.get("seed")) is not None]
         if diffs:
-            found.append((r["row"], diffs))
+            found.append((r["change"], diffs))
     return found
 
 
@@ -185,7 +187,7 @@ def plot(merged, path):
         high = [100 * max(d) - m for m, (_, d) in zip(means, differences)]
         ax.barh(list(ys), means, xerr=[low, high], capsize=3,
                 color=["tab:green" if m > 0 else "tab:gray" for m in means])
-        labels = [name.split(" [", 1)[-1].rstrip("]").replace(" ", "\n") for name, _ in differences]
+        labels = [change.replace(" ", "\n") for change, _ in differences]
         ax.set_yticks(list(ys), labels, fontsize=7)
         ax.invert_yaxis()
         ax.axvline(0, color="black", linewidth=0.8)

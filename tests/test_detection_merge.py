@@ -77,8 +77,8 @@ def test_merge_joins_a_rows_seeds_from_several_runs(tmp_path):
     assert line.startswith("- efm-sam-n [aug_hsv=True]: mAP 0.210 ± 0.000 vs 0.230 ± 0.010 (-2.0 "
                            "points)")
     assert line.endswith("; seeds 2,3")
-    ((name, diffs),) = detection_merge.recipe_differences(merged)
-    assert name == "efm-sam-n [aug_hsv=True]" and diffs == pytest.approx([-0.03, -0.01])
+    ((change, diffs),) = detection_merge.recipe_differences(merged)
+    assert change == "aug_hsv=True" and diffs == pytest.approx([-0.03, -0.01])
 
 
 def test_merge_refuses_other_budgets_and_repeated_seeds(tmp_path):
